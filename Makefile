@@ -1,0 +1,51 @@
+# Ordermesh developer commands. `make up` and `make test` work on a fresh clone: they
+# install uv into .tools/ when it is not on PATH, then create .venv with `uv sync`.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+
+UV_VERSION := 0.13.8
+# Use the machine's python3; never let uv download an interpreter.
+export UV_PYTHON_DOWNLOADS := never
+UV := $(or $(shell command -v uv 2>/dev/null),$(CURDIR)/.tools/bin/uv)
+VENV_BIN := .venv/bin
+# Extra flags for `ordermesh up`, e.g. make up ARGS="--pg-port 55433"
+ARGS ?=
+
+.PHONY: help up test sync pins proto fmt
+
+help:
+	@echo "make up     run the local stack (embedded PostgreSQL + services) until Ctrl-C"
+	@echo "make test   ruff, ruff format --check, mypy (strict), pytest"
+	@echo "make fmt    format and autofix with ruff"
+	@echo "make proto  regenerate the gRPC code in libs/contracts from proto/"
+	@echo "make pins   rewrite the exact pins (constraint-dependencies) in pyproject.toml"
+
+up: sync
+	$(VENV_BIN)/ordermesh up $(ARGS)
+
+test: sync
+	$(VENV_BIN)/ruff check .
+	$(VENV_BIN)/ruff format --check .
+	$(VENV_BIN)/mypy
+	$(VENV_BIN)/pytest
+
+fmt: sync
+	$(VENV_BIN)/ruff format .
+	$(VENV_BIN)/ruff check --fix .
+
+proto: sync
+	$(VENV_BIN)/ordermesh proto
+
+pins: sync
+	$(VENV_BIN)/ordermesh pins --uv "$(UV)"
+	$(UV) sync --all-packages --python python3
+
+# uv.lock is not committed (it records download addresses); the pins in pyproject.toml
+# keep the resolution repeatable.
+sync: $(UV)
+	$(UV) sync --all-packages --python python3
+
+$(CURDIR)/.tools/bin/uv:
+	python3 -m venv .tools
+	.tools/bin/pip install --disable-pip-version-check --quiet uv==$(UV_VERSION)

@@ -1,0 +1,1 @@
+"""Ordermesh contracts: generated gRPC code, event schemas and broker names."""

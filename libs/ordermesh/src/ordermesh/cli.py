@@ -1,0 +1,163 @@
+"""The `ordermesh` developer command: `up`, `proto`, `pins`, `config-table` and `token`."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from ordermesh.paths import REPO_ROOT, STATE_DIR
+from ordermesh.stackspec import DEFAULT_PG_PORT, DEFAULT_START_TIMEOUT, StackOptions
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    command: Callable[[argparse.Namespace], int] = args.command
+    return command(args)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ordermesh", description=__doc__)
+    commands = parser.add_subparsers(title="commands", required=True, metavar="COMMAND")
+
+    up = commands.add_parser(
+        "up",
+        help="run the local stack until Ctrl-C",
+        description="Start PostgreSQL (embedded unless ORDERS_DATABASE_URL is set), check "
+        "RabbitMQ (AMQP_URL), start the services, print their endpoints; Ctrl-C stops all.",
+    )
+    up.set_defaults(command=_up)
+    up.add_argument(
+        "--state-dir",
+        type=Path,
+        default=STATE_DIR,
+        help="embedded PostgreSQL data and service logs (default: .state in the repository)",
+    )
+    up.add_argument(
+        "--pg-port",
+        type=port_number,
+        default=DEFAULT_PG_PORT,
+        help="port of the embedded PostgreSQL, used unless ORDERS_DATABASE_URL is set "
+        "(default: %(default)s)",
+    )
+    up.add_argument(
+        "--orders-grpc-port", type=port_number, default=50051, help="(default: %(default)s)"
+    )
+    up.add_argument(
+        "--orders-http-port",
+        type=port_number,
+        default=8081,
+        help="orders /healthz, /readyz, /metrics (default: %(default)s)",
+    )
+    up.add_argument(
+        "--notify-http-port",
+        type=port_number,
+        default=8082,
+        help="notify API, /healthz, /readyz, /metrics (default: %(default)s)",
+    )
+    up.add_argument(
+        "--start-timeout",
+        type=float,
+        default=DEFAULT_START_TIMEOUT,
+        help="seconds each service gets to become ready (default: %(default)s)",
+    )
+
+    proto = commands.add_parser("proto", help="regenerate the gRPC code in libs/contracts")
+    proto.set_defaults(command=_proto)
+
+    pins = commands.add_parser("pins", help="rewrite constraint-dependencies from uv's resolution")
+    pins.set_defaults(command=_pins)
+    pins.add_argument("--uv", help="the uv executable (default: $UV, PATH, .tools/bin/uv)")
+
+    table = commands.add_parser("config-table", help="print the README configuration table")
+    table.set_defaults(command=_config_table)
+
+    token = commands.add_parser(
+        "token",
+        help="print an HS256 bearer token the gateway accepts in development",
+        description="Mint a JWT signed with $GATEWAY_JWT_SECRET (or the development default).",
+    )
+    token.set_defaults(command=_token)
+    token.add_argument("--sub", required=True, help="the subject (user) the token speaks for")
+    token.add_argument(
+        "--ttl",
+        type=positive_int,
+        default=3600,
+        help="seconds until it expires (default: %(default)s)",
+    )
+    token.add_argument("--aud", help="audience (default: the gateway's development audience)")
+    token.add_argument("--iss", help="issuer (default: the gateway's development issuer)")
+    return parser
+
+
+def _up(args: argparse.Namespace) -> int:
+    from ordermesh.progress import Progress
+    from ordermesh.up import run_up
+
+    options = StackOptions(
+        state_dir=args.state_dir.resolve(),
+        pg_port=args.pg_port,
+        orders_grpc_port=args.orders_grpc_port,
+        orders_http_port=args.orders_http_port,
+        notify_http_port=args.notify_http_port,
+        start_timeout=args.start_timeout,
+        environ=dict(os.environ),
+    )
+    return asyncio.run(run_up(options, Progress(sys.stdout)))
+
+
+def _proto(args: argparse.Namespace) -> int:
+    from ordermesh.codegen import CONTRACTS_ROOT, generate
+
+    for path in generate(CONTRACTS_ROOT):
+        print(f"wrote {path.relative_to(REPO_ROOT)}")
+    return 0
+
+
+def _pins(args: argparse.Namespace) -> int:
+    from ordermesh.pins import PYPROJECT, find_uv, resolved_pins, write_pins
+
+    pins = resolved_pins(find_uv(args.uv))
+    changed = write_pins(pins)
+    state = "updated" if changed else "already up to date"
+    print(f"{len(pins)} pins in {PYPROJECT.relative_to(REPO_ROOT)}: {state}")
+    return 0
+
+
+def _config_table(args: argparse.Namespace) -> int:
+    from ordermesh.config_table import render_config_table
+
+    sys.stdout.write(render_config_table())
+    return 0
+
+
+def _token(args: argparse.Namespace) -> int:
+    from ordermesh.token import mint_dev_token
+
+    token = mint_dev_token(
+        subject=args.sub,
+        ttl_seconds=args.ttl,
+        audience=args.aud,
+        issuer=args.iss,
+        environ=os.environ,
+    )
+    print(token)
+    return 0
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{value} is not a positive number")
+    return value
+
+
+def port_number(text: str) -> int:
+    port = int(text)
+    if not 1 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"{port} is not a TCP port (1-65535)")
+    return port

@@ -1,0 +1,1 @@
+"""Helpers for the services' tests (they need the dev dependencies, pytest among them)."""

@@ -1,0 +1,143 @@
+"""Bearer-token (JWT) authentication of gateway requests, as plain functions.
+
+`Authenticator.authenticate` turns an `Authorization` header into a `Principal` or
+raises `AuthError` with a short, stable reason. It is synchronous and does no I/O per
+request: the secret and the JWKS keys are prepared once, when it is built.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Final
+
+import jwt
+
+from gateway.settings import GatewaySettings
+
+MAX_SUBJECT_LENGTH: Final = 128
+
+# Most specific first: InvalidSignatureError is a DecodeError, and all are
+# InvalidTokenErrors.
+_REASONS: Final[tuple[tuple[type[jwt.InvalidTokenError], str], ...]] = (
+    (jwt.InvalidSignatureError, "bad signature"),
+    (jwt.DecodeError, "malformed token"),
+    (jwt.ExpiredSignatureError, "token expired"),
+    (jwt.ImmatureSignatureError, "token not yet valid"),
+    (jwt.InvalidAudienceError, "wrong audience"),
+    (jwt.InvalidIssuerError, "wrong issuer"),
+    (jwt.InvalidAlgorithmError, "algorithm not allowed"),
+    (jwt.MissingRequiredClaimError, "missing required claim"),
+    (jwt.exceptions.InvalidSubjectError, "invalid subject"),
+    (jwt.InvalidIssuedAtError, "malformed token"),
+)
+
+
+class AuthError(Exception):
+    """A request's credentials were missing or not acceptable."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    """Who a verified token speaks for."""
+
+    subject: str
+    claims: Mapping[str, Any]
+
+
+class Authenticator:
+    """Verifies bearer tokens against the settings' algorithms, keys and claims."""
+
+    def __init__(self, settings: GatewaySettings) -> None:
+        self._algorithms = frozenset(settings.jwt_algorithms)
+        self._secret = settings.jwt_secret.get_secret_value()
+        self._keys = (
+            load_jwks(settings.jwt_jwks_file, algorithms=self._algorithms)
+            if settings.jwt_jwks_file is not None
+            else {}
+        )
+        self._audience = settings.jwt_audience
+        self._issuer = settings.jwt_issuer
+        self._leeway = settings.jwt_leeway_seconds
+
+    def authenticate(self, authorization_header: str | None) -> Principal:
+        """The principal of a valid `Authorization: Bearer <jwt>` header, else AuthError."""
+        token = _bearer_token(authorization_header)
+        key = self._key_for(_unverified_header(token))
+        try:
+            claims: dict[str, Any] = jwt.decode(
+                token,
+                key,
+                algorithms=sorted(self._algorithms),
+                audience=self._audience,
+                issuer=self._issuer,
+                leeway=self._leeway,
+                options={
+                    "require": ["exp", "iat", "sub"],
+                    "enforce_minimum_key_length": True,
+                },
+            )
+        except jwt.InvalidTokenError as error:
+            raise AuthError(_reason(error)) from error
+        except jwt.PyJWTError as error:  # e.g. a key the algorithm cannot use
+            raise AuthError("bad signature") from error
+        subject = claims["sub"]
+        if not isinstance(subject, str) or not 0 < len(subject) <= MAX_SUBJECT_LENGTH:
+            raise AuthError("invalid subject")
+        return Principal(subject=subject, claims=MappingProxyType(claims))
+
+    def _key_for(self, header: Mapping[str, Any]) -> str | jwt.PyJWK:
+        """The secret or public key that must have signed a token with this header."""
+        algorithm = header.get("alg")
+        # Checked before any verification, so `none` or an unexpected family never
+        # reaches PyJWT with a key it might misuse.
+        if not isinstance(algorithm, str) or algorithm not in self._algorithms:
+            raise AuthError("algorithm not allowed")
+        if algorithm == "HS256":
+            return self._secret
+        kid = header.get("kid")
+        key = self._keys.get(kid) if isinstance(kid, str) else None
+        if key is None:
+            raise AuthError("unknown key id")
+        if key.algorithm_name != algorithm:
+            raise AuthError("algorithm not allowed")
+        return key
+
+
+def load_jwks(path: Path, *, algorithms: frozenset[str]) -> dict[str, jwt.PyJWK]:
+    """The keys of a JWKS file by kid, keeping only those of an allowed algorithm."""
+    key_set = jwt.PyJWKSet.from_json(path.read_text(encoding="utf-8"))
+    return {
+        key.key_id: key
+        for key in key_set.keys
+        if key.key_id is not None and key.algorithm_name in algorithms
+    }
+
+
+def _bearer_token(authorization_header: str | None) -> str:
+    scheme, _, token = (authorization_header or "").strip().partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise AuthError("missing bearer token")
+    return token
+
+
+def _unverified_header(token: str) -> dict[str, Any]:
+    try:
+        header = jwt.get_unverified_header(token)
+    except jwt.DecodeError as error:
+        raise AuthError("malformed token") from error
+    return header
+
+
+def _reason(error: jwt.InvalidTokenError) -> str:
+    for error_type, reason in _REASONS:
+        if isinstance(error, error_type):
+            return reason
+    return "invalid token"

@@ -1,0 +1,91 @@
+"""Settings of the gateway (environment variables prefixed GATEWAY_).
+
+For now only the bearer-token authentication (gateway.auth) is configured here.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Final, Literal
+
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_settings import NoDecode, SettingsConfigDict
+from servicekit.settings import ServiceSettings
+
+# The signature algorithms a token may use; `none` is deliberately not one of them.
+JwtAlgorithm = Literal["HS256", "RS256", "ES256"]
+ASYMMETRIC_ALGORITHMS: Final = frozenset({"RS256", "ES256"})
+# At least 32 bytes: RFC 7518 wants an HS256 key as long as the hash, and PyJWT warns
+# (or, as gateway.auth asks it to, refuses) below that.
+DEV_JWT_SECRET: Final = "dev-secret-change-me-not-for-production"  # noqa: S105 (refused outside development)
+MIN_HS256_SECRET_BYTES: Final = 32
+DEV_JWT_ISSUER: Final = "ordermesh-dev"
+DEV_JWT_AUDIENCE: Final = "ordermesh-api"
+
+# servicekit refuses exact placeholders only; a secret that merely contains one of
+# these (such as the development default) is refused too.
+_PLACEHOLDER_MARKERS: Final = ("change-me", "changeme")
+
+
+class GatewaySettings(ServiceSettings):
+    model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="ignore", frozen=True)
+
+    jwt_algorithms: Annotated[tuple[JwtAlgorithm, ...], NoDecode] = Field(
+        default=("HS256",),
+        min_length=1,
+        description="signature algorithms a bearer token may use, comma-separated "
+        "(HS256, RS256, ES256; never none)",
+    )
+    jwt_secret: SecretStr = Field(
+        default=SecretStr(DEV_JWT_SECRET),
+        description="shared secret (at least 32 bytes) that verifies HS256 tokens",
+    )
+    jwt_jwks_file: Path | None = Field(
+        default=None,
+        description="JSON Web Key Set file with the public keys (by kid) for RS256/ES256",
+    )
+    jwt_issuer: str = Field(
+        default=DEV_JWT_ISSUER, min_length=1, description="required `iss` claim of a token"
+    )
+    jwt_audience: str = Field(
+        default=DEV_JWT_AUDIENCE, min_length=1, description="required `aud` claim of a token"
+    )
+    jwt_leeway_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        le=300,
+        description="clock skew allowed when checking `exp`, `nbf` and `iat`",
+    )
+
+    @field_validator("jwt_algorithms", mode="before")
+    @classmethod
+    def _parse_algorithms(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            value = json.loads(text) if text.startswith("[") else text.split(",")
+        if isinstance(value, list | tuple | set | frozenset):
+            names = [str(name).strip() for name in value]
+            # Upper-casing would turn "none" into "NONE"; name it in the error instead.
+            if any(name.lower() == "none" for name in names):
+                raise ValueError("the `none` algorithm is never accepted")
+            return tuple(dict.fromkeys(name for name in names if name))
+        return value
+
+    @model_validator(mode="after")
+    def _check_jwt(self) -> GatewaySettings:
+        if self.environment != "development":
+            secret = self.jwt_secret.get_secret_value().lower()
+            if any(marker in secret for marker in _PLACEHOLDER_MARKERS):
+                raise ValueError(
+                    "jwt_secret holds a placeholder secret; set a real one "
+                    "(placeholders are allowed only with environment=development)"
+                )
+        if (
+            "HS256" in self.jwt_algorithms
+            and len(self.jwt_secret.get_secret_value().encode()) < MIN_HS256_SECRET_BYTES
+        ):
+            raise ValueError(f"jwt_secret must be at least {MIN_HS256_SECRET_BYTES} bytes long")
+        if ASYMMETRIC_ALGORITHMS.intersection(self.jwt_algorithms) and self.jwt_jwks_file is None:
+            raise ValueError("RS256/ES256 in jwt_algorithms need jwt_jwks_file")
+        return self

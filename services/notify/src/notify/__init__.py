@@ -1,0 +1,1 @@
+"""Ordermesh notify service: consumes order events and records each notification once."""

@@ -1,0 +1,231 @@
+"""All SQL of the orders service. Writes run in explicit transactions.
+
+Every state change writes the order row and its outbox event in one transaction, so
+an event exists exactly when the change it reports was committed.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncGenerator
+from dataclasses import asdict
+from datetime import datetime, timedelta
+from typing import Any
+
+import asyncpg
+from contracts.events import OrderCancelled, OrderConfirmed, OrderCreated, OrderSnapshot
+from servicekit.failpoints import Failpoints
+
+from orders.db import Connection, connection
+from orders.domain import LineItem, NewOrder, Order, OrderStatus, check_transition
+from orders.errors import IdempotencyKeyReused, OrderNotFound
+from orders.settings import CREATE_BEFORE_COMMIT
+
+# The columns of an order row, in the order every query (and bulk COPY) uses.
+ORDER_COLUMNS = (
+    "id",
+    "customer_id",
+    "status",
+    "currency",
+    "total_minor",
+    "items",
+    "created_at",
+    "updated_at",
+)
+_ORDER_COLUMNS = ", ".join(ORDER_COLUMNS)
+StatusEvent = type[OrderConfirmed] | type[OrderCancelled]
+_EVENT_FOR_STATUS: dict[OrderStatus, StatusEvent] = {
+    OrderStatus.CONFIRMED: OrderConfirmed,
+    OrderStatus.CANCELLED: OrderCancelled,
+}
+
+# Cursor position for keyset pagination: (created_at, id) of the last row seen.
+Position = tuple[datetime, uuid.UUID]
+
+
+class OrdersRepository:
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        acquire_timeout: float,
+        failpoints: Failpoints | None = None,
+    ) -> None:
+        self._pool = pool
+        self._acquire_timeout = acquire_timeout
+        self._failpoints = failpoints or Failpoints()
+
+    def _connection(self) -> Any:
+        return connection(self._pool, timeout=self._acquire_timeout)
+
+    async def create(self, *, new: NewOrder, key_ttl: timedelta) -> tuple[Order, bool]:
+        """Insert the order unless its idempotency key exists; return (order, created)."""
+        order_id = uuid.uuid4()
+        async with self._connection() as conn, conn.transaction():
+            # A concurrent duplicate blocks here on the first caller's key row until
+            # that transaction ends, then sees the committed row and replays it.
+            claimed = await conn.fetchval(
+                """INSERT INTO idempotency_keys
+                       (customer_id, idempotency_key, request_hash, order_id, expires_at)
+                   VALUES ($1, $2, $3, $4, now() + $5::interval)
+                   ON CONFLICT (customer_id, idempotency_key) DO UPDATE
+                       SET request_hash = EXCLUDED.request_hash, order_id = EXCLUDED.order_id,
+                           created_at = now(), expires_at = EXCLUDED.expires_at
+                       WHERE idempotency_keys.expires_at <= now()
+                   RETURNING order_id""",
+                new.customer_id,
+                new.idempotency_key,
+                new.fingerprint(),
+                order_id,
+                key_ttl,
+            )
+            if claimed is None:
+                return await _replay(conn, new), False
+            row = await conn.fetchrow(
+                f"""INSERT INTO orders (id, customer_id, status, currency, total_minor, items)
+                    VALUES ($1, $2, $3, $4, $5, $6) RETURNING {_ORDER_COLUMNS}""",
+                order_id,
+                new.customer_id,
+                OrderStatus.PENDING.value,
+                new.currency,
+                new.total_minor,
+                [asdict(item) for item in new.items],
+            )
+            order = _to_order(row)
+            await _write_event(conn, OrderCreated, order)
+            self._failpoints.hit(CREATE_BEFORE_COMMIT)
+            return order, True
+
+    async def get(self, *, customer_id: str, order_id: uuid.UUID) -> Order:
+        async with self._connection() as conn:
+            row = await conn.fetchrow(
+                f"SELECT {_ORDER_COLUMNS} FROM orders WHERE id = $1 AND customer_id = $2",
+                order_id,
+                customer_id,
+            )
+        if row is None:
+            raise OrderNotFound(str(order_id))
+        return _to_order(row)
+
+    async def list_page(
+        self, *, customer_id: str, after: Position | None, limit: int
+    ) -> list[Order]:
+        """Up to `limit` orders, newest first, strictly after `after`."""
+        async with self._connection() as conn:
+            if after is None:
+                rows = await conn.fetch(
+                    f"""SELECT {_ORDER_COLUMNS} FROM orders WHERE customer_id = $1
+                        ORDER BY created_at DESC, id DESC LIMIT $2""",
+                    customer_id,
+                    limit,
+                )
+            else:
+                rows = await conn.fetch(
+                    f"""SELECT {_ORDER_COLUMNS} FROM orders
+                        WHERE customer_id = $1 AND (created_at, id) < ($2, $3)
+                        ORDER BY created_at DESC, id DESC LIMIT $4""",
+                    customer_id,
+                    after[0],
+                    after[1],
+                    limit,
+                )
+        return [_to_order(row) for row in rows]
+
+    async def transition(
+        self, *, customer_id: str, order_id: uuid.UUID, target: OrderStatus
+    ) -> Order:
+        """Move the order to `target` (a no-op if it is there already)."""
+        async with self._connection() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                f"""SELECT {_ORDER_COLUMNS} FROM orders
+                    WHERE id = $1 AND customer_id = $2 FOR UPDATE""",
+                order_id,
+                customer_id,
+            )
+            if row is None:
+                raise OrderNotFound(str(order_id))
+            order = _to_order(row)
+            if not check_transition(order, target):
+                return order
+            row = await conn.fetchrow(
+                f"""UPDATE orders SET status = $2, updated_at = clock_timestamp()
+                    WHERE id = $1 RETURNING {_ORDER_COLUMNS}""",
+                order_id,
+                target.value,
+            )
+            order = _to_order(row)
+            await _write_event(conn, _EVENT_FOR_STATUS[target], order)
+            return order
+
+    async def export(self, *, customer_id: str, batch_size: int) -> AsyncGenerator[list[Order]]:
+        """Every order of the customer, oldest first, in batches from one snapshot."""
+        async with (
+            self._connection() as conn,
+            conn.transaction(isolation="repeatable_read", readonly=True),
+        ):
+            cursor = await conn.cursor(
+                f"""SELECT {_ORDER_COLUMNS} FROM orders WHERE customer_id = $1
+                    ORDER BY created_at, id""",
+                customer_id,
+            )
+            while rows := await cursor.fetch(batch_size):
+                yield [_to_order(row) for row in rows]
+
+    async def purge_expired_keys(self, *, batch_size: int = 1000) -> int:
+        """Delete idempotency keys past their expiry; return how many went."""
+        async with self._connection() as conn:
+            status: str = await conn.execute(
+                """DELETE FROM idempotency_keys WHERE ctid = ANY(ARRAY(
+                       SELECT ctid FROM idempotency_keys WHERE expires_at <= now() LIMIT $1))""",
+                batch_size,
+            )
+        return int(status.rsplit(" ", 1)[1])
+
+
+async def _replay(conn: Connection, new: NewOrder) -> Order:
+    """The order an earlier call with the same key created, if the requests match."""
+    existing = await conn.fetchrow(
+        """SELECT k.request_hash, o.id, o.customer_id, o.status, o.currency, o.total_minor,
+                  o.items, o.created_at, o.updated_at
+           FROM idempotency_keys k JOIN orders o ON o.id = k.order_id
+           WHERE k.customer_id = $1 AND k.idempotency_key = $2""",
+        new.customer_id,
+        new.idempotency_key,
+    )
+    assert existing is not None, "the key row was seen by the insert above"
+    if bytes(existing["request_hash"]) != new.fingerprint():
+        raise IdempotencyKeyReused()
+    return _to_order(existing)
+
+
+async def _write_event(
+    conn: Connection,
+    event_class: type[OrderCreated | OrderConfirmed | OrderCancelled],
+    order: Order,
+) -> None:
+    event = event_class(
+        event_id=uuid.uuid4(),
+        occurred_at=order.updated_at,
+        order=OrderSnapshot.model_validate(asdict(order)),
+    )
+    await conn.execute(
+        """INSERT INTO outbox (event_id, event_type, aggregate_id, payload)
+           VALUES ($1, $2, $3, $4)""",
+        event.event_id,
+        event.event_type,
+        order.id,
+        event.model_dump(mode="json"),
+    )
+
+
+def _to_order(row: asyncpg.Record) -> Order:
+    return Order(
+        id=row["id"],
+        customer_id=row["customer_id"],
+        status=OrderStatus(row["status"]),
+        currency=row["currency"],
+        total_minor=row["total_minor"],
+        items=tuple(LineItem(**item) for item in row["items"]),
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+    )

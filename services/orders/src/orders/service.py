@@ -1,0 +1,82 @@
+"""The orders use cases: validate, then call the repository. No SQL, no gRPC here."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass
+from datetime import timedelta
+
+from orders import pagination
+from orders.domain import (
+    LineItem,
+    Order,
+    OrderStatus,
+    parse_order_id,
+    validate_customer_id,
+    validate_new_order,
+)
+from orders.metrics import OrdersMetrics
+from orders.repository import OrdersRepository
+
+
+@dataclass(frozen=True, slots=True)
+class Page:
+    orders: list[Order]
+    next_page_token: str
+
+
+class OrdersService:
+    def __init__(
+        self, *, repository: OrdersRepository, metrics: OrdersMetrics, key_ttl: timedelta
+    ) -> None:
+        self._repository = repository
+        self._metrics = metrics
+        self._key_ttl = key_ttl
+
+    async def create_order(
+        self, *, customer_id: str, idempotency_key: str, currency: str, items: list[LineItem]
+    ) -> tuple[Order, bool]:
+        """Create an order, or replay the one created earlier with the same key."""
+        new = validate_new_order(
+            customer_id=customer_id, idempotency_key=idempotency_key, currency=currency, items=items
+        )
+        order, created = await self._repository.create(new=new, key_ttl=self._key_ttl)
+        if created:
+            self._metrics.orders_created.inc()
+        else:
+            self._metrics.idempotent_replays.inc()
+        return order, created
+
+    async def get_order(self, *, customer_id: str, order_id: str) -> Order:
+        """One order of the customer."""
+        validate_customer_id(customer_id)
+        return await self._repository.get(
+            customer_id=customer_id, order_id=parse_order_id(order_id)
+        )
+
+    async def list_orders(self, *, customer_id: str, page_size: int, page_token: str) -> Page:
+        """A page of the customer's orders, newest first."""
+        validate_customer_id(customer_id)
+        limit = pagination.page_size(page_size)
+        after = pagination.decode_token(page_token)
+        # One row more than asked tells whether another page follows.
+        rows = await self._repository.list_page(
+            customer_id=customer_id, after=after, limit=limit + 1
+        )
+        page, more = rows[:limit], len(rows) > limit
+        token = pagination.encode_token((page[-1].created_at, page[-1].id)) if more else ""
+        return Page(orders=page, next_page_token=token)
+
+    async def change_status(self, *, customer_id: str, order_id: str, target: OrderStatus) -> Order:
+        """Confirm or cancel an order, following the allowed transitions."""
+        validate_customer_id(customer_id)
+        order = await self._repository.transition(
+            customer_id=customer_id, order_id=parse_order_id(order_id), target=target
+        )
+        self._metrics.status_changes.labels(status=order.status.value).inc()
+        return order
+
+    def export_orders(self, *, customer_id: str, batch_size: int) -> AsyncGenerator[list[Order]]:
+        """All of the customer's orders, oldest first, in batches."""
+        validate_customer_id(customer_id)
+        return self._repository.export(customer_id=customer_id, batch_size=batch_size)
