@@ -146,6 +146,43 @@ async def test_a_transient_failure_is_retried_after_the_delay_then_recorded(
     assert _sample(runtime, "ordermesh_notify_messages_handled_total", outcome="recorded") == 1
 
 
+async def test_a_database_retry_after_the_row_was_recorded_is_not_a_duplicate(
+    start_runtime: RuntimeFactory, broker: AbstractChannel, db: asyncpg.Connection
+) -> None:
+    # One pooled connection, taken by the test while the webhook answers: recording
+    # worked, marking the notification sent cannot get a connection, so the message goes
+    # to the retry queue with attempt 1 (a database problem uses up no attempts). The
+    # copy then finds its own row: that is our retry, not a duplicate delivery.
+    async with webhook_receiver([200, 200], delay=0.5) as hook:
+        runtime = await start_runtime(
+            **_webhook(hook.url),
+            db_pool_min_size=1,
+            db_pool_max_size=1,
+            db_acquire_timeout_seconds=0.2,
+            retry_delay_seconds=0.1,
+        )
+        assert runtime.pool is not None
+        await publish_events(broker, [order_event()])
+
+        async def called() -> bool:
+            return bool(hook.requests)
+
+        await poll_until(called, what="the first webhook call")
+        async with runtime.pool.acquire():
+            await asyncio.sleep(1.0)  # past the webhook's answer and the acquire timeout
+
+        async def sent() -> bool:
+            return bool(await db.fetchval("SELECT status = 'sent' FROM notifications"))
+
+        await poll_until(sent, what="the notification sent")
+        assert len(hook.requests) == 2  # sent again: the first try was never marked sent
+    assert await db.fetchval("SELECT duplicates FROM notifications") == 0
+    # Once or more: a copy back while the test still holds the connection waits again.
+    assert _sample(runtime, "ordermesh_notify_messages_handled_total", outcome="retried") >= 1
+    assert _sample(runtime, "ordermesh_notify_messages_handled_total", outcome="recorded") == 1
+    assert _sample(runtime, "ordermesh_notify_messages_handled_total", outcome="duplicate") == 0
+
+
 async def test_a_permanent_failure_is_dead_lettered_at_once(
     start_runtime: RuntimeFactory, broker: AbstractChannel, db: asyncpg.Connection
 ) -> None:

@@ -82,9 +82,12 @@ class EventConsumer:
             await settle.dead_letter(message, reason=poison_reason(exc))
             return "dead_lettered"
         attempt = attempt_of(message)
+        # A copy back from our own retry queue (also a database-outage retry, which keeps
+        # attempt 1) is expected to find its row: only a broker redelivery is a duplicate.
+        ours = is_scheduled_retry(message)
         try:
             inserted = await self._service.handle_event(
-                event=event, count_duplicate=attempt == 1 or bool(message.redelivered)
+                event=event, count_duplicate=not ours or bool(message.redelivered)
             )
         except PermanentFailure as exc:
             await settle.dead_letter(message, reason=f"permanent failure: {exc}")
@@ -106,7 +109,12 @@ class EventConsumer:
             return "retried"
         self._failpoints.hit(AFTER_RECORD)
         await settle.ack(message)
-        return "recorded" if inserted or attempt > 1 else "duplicate"
+        return "recorded" if inserted or ours else "duplicate"
+
+
+def is_scheduled_retry(message: AbstractIncomingMessage) -> bool:
+    """True for a copy our retry queue sent back (only those carry the attempt header)."""
+    return ATTEMPT_HEADER in message.headers
 
 
 def attempt_of(message: AbstractIncomingMessage) -> int:
