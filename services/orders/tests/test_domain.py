@@ -104,3 +104,19 @@ def test_timestamp_conversion_matches_protobufs_own(moment: datetime) -> None:
     reference = Timestamp()
     reference.FromDatetime(moment)
     assert timestamp(moment) == reference
+
+
+def test_control_characters_are_refused_in_skus_and_customer_ids() -> None:
+    # PostgreSQL cannot store NUL in text or jsonb: it must be a 422, never a 500.
+    with pytest.raises(ValidationFailed) as caught:
+        validate_new_order(
+            customer_id="al\x00ice",
+            idempotency_key="k",
+            currency="EUR",
+            items=[LineItem("sku\x00", 1, 1)],
+        )
+    fields = {v.field: v.description for v in caught.value.violations}
+    assert fields == {
+        "customer_id": "must not contain control characters",
+        "items[0].sku": "must not contain control characters",
+    }

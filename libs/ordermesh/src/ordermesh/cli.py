@@ -60,6 +60,12 @@ def _parser() -> argparse.ArgumentParser:
         help="notify API, /healthz, /readyz, /metrics (default: %(default)s)",
     )
     up.add_argument(
+        "--gateway-http-port",
+        type=port_number,
+        default=8080,
+        help="the public API, /healthz, /readyz, /metrics (default: %(default)s)",
+    )
+    up.add_argument(
         "--start-timeout",
         type=float,
         default=DEFAULT_START_TIMEOUT,
@@ -104,6 +110,7 @@ def _up(args: argparse.Namespace) -> int:
         orders_grpc_port=args.orders_grpc_port,
         orders_http_port=args.orders_http_port,
         notify_http_port=args.notify_http_port,
+        gateway_http_port=args.gateway_http_port,
         start_timeout=args.start_timeout,
         environ=dict(os.environ),
     )

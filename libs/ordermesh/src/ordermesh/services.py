@@ -19,7 +19,7 @@ DEFAULT_DRAIN_SECONDS = 10.0
 
 def service_specs(options: StackOptions) -> list[ServiceSpec]:
     """Every service of the local stack, in start order."""
-    return [orders(options), notify(options)]
+    return [orders(options), notify(options), gateway(options)]
 
 
 def orders(options: StackOptions) -> ServiceSpec:
@@ -85,4 +85,31 @@ def notify(options: StackOptions) -> ServiceSpec:
             Endpoint("metrics", f"{http}/metrics"),
         ),
         drain_seconds=_seconds(environ, "NOTIFY_DRAIN_SECONDS", DEFAULT_DRAIN_SECONDS),
+    )
+
+
+def gateway(options: StackOptions) -> ServiceSpec:
+    http = f"http://{LOCALHOST}:{options.gateway_http_port}"
+    environ = options.environ
+    return ServiceSpec(
+        name="gateway",
+        command=(sys.executable, "-m", "gateway", "serve"),
+        env={
+            "GATEWAY_ENVIRONMENT": "development",
+            "GATEWAY_HTTP_PORT": str(options.gateway_http_port),
+            "GATEWAY_HTTP_HOST": environ.get("GATEWAY_HTTP_HOST", LOCALHOST),
+            "GATEWAY_ORDERS_TARGET": f"{LOCALHOST}:{options.orders_grpc_port}",
+            "GATEWAY_NOTIFY_URL": f"http://{LOCALHOST}:{options.notify_http_port}",
+        },
+        database=None,
+        needs_broker=False,
+        ports=(Port(options.gateway_http_port, "gateway public API", "--gateway-http-port"),),
+        checks=(HttpCheck(f"{http}/readyz"),),
+        endpoints=(
+            Endpoint("public API", f"{http}/v1/orders  (docs: {http}/docs)"),
+            Endpoint("token", "TOKEN=$(.venv/bin/ordermesh token --sub alice)"),
+            Endpoint("health", f"{http}/healthz  {http}/readyz"),
+            Endpoint("metrics", f"{http}/metrics"),
+        ),
+        drain_seconds=_seconds(environ, "GATEWAY_DRAIN_SECONDS", DEFAULT_DRAIN_SECONDS),
     )

@@ -32,6 +32,7 @@ class StackOptions:
     orders_grpc_port: int = 50051
     orders_http_port: int = 8081
     notify_http_port: int = 8082
+    gateway_http_port: int = 8080
     start_timeout: float = DEFAULT_START_TIMEOUT
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
 

@@ -88,7 +88,9 @@ class Authenticator:
         except jwt.PyJWTError as error:  # e.g. a key the algorithm cannot use
             raise AuthError("bad signature") from error
         subject = claims["sub"]
-        if not isinstance(subject, str) or not 0 < len(subject) <= MAX_SUBJECT_LENGTH:
+        valid = isinstance(subject, str) and 0 < len(subject) <= MAX_SUBJECT_LENGTH
+        # The subject becomes the customer id: no control characters (PostgreSQL refuses NUL).
+        if not valid or not subject.isprintable():
             raise AuthError("invalid subject")
         return Principal(subject=subject, claims=MappingProxyType(claims))
 

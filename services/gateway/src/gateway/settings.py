@@ -1,6 +1,7 @@
 """Settings of the gateway (environment variables prefixed GATEWAY_).
 
-For now only the bearer-token authentication (gateway.auth) is configured here.
+Grouped as: where it listens, where its downstreams are, the per-request budget,
+bearer-token authentication (gateway.auth), and the protective limits.
 """
 
 from __future__ import annotations
@@ -31,6 +32,59 @@ _PLACEHOLDER_MARKERS: Final = ("change-me", "changeme")
 class GatewaySettings(ServiceSettings):
     model_config = SettingsConfigDict(env_prefix="GATEWAY_", extra="ignore", frozen=True)
 
+    http_host: str = Field(default="0.0.0.0", description="address the public API binds")
+    http_port: int = Field(default=8080, ge=0, le=65535, description="port of the public API")
+    orders_target: str = Field(
+        default="127.0.0.1:50051", min_length=1, description="gRPC address of orders (host:port)"
+    )
+    notify_url: str = Field(
+        default="http://127.0.0.1:8082",
+        pattern=r"^https?://",
+        description="base URL of notify's HTTP API",
+    )
+    request_budget_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        le=60,
+        description="deadline of a request; every downstream call gets what is left of it",
+    )
+    notify_timeout_seconds: float = Field(
+        default=0.5,
+        gt=0,
+        le=30,
+        description="longest wait for notify in a summary before answering degraded",
+    )
+    export_seconds: float = Field(
+        default=300.0, gt=0, le=3600, description="deadline of one NDJSON export stream"
+    )
+    breaker_failures: int = Field(
+        default=5, ge=1, le=1000, description="consecutive failures that open a circuit"
+    )
+    breaker_reset_seconds: float = Field(
+        default=5.0, gt=0, le=300, description="how long an open circuit fails fast"
+    )
+    max_in_flight: int = Field(
+        default=256, ge=1, description="requests handled at once; beyond it a fast 503"
+    )
+    max_body_bytes: int = Field(
+        default=65_536, ge=1, description="largest request body accepted (else 413)"
+    )
+    rate_limit_per_second: float = Field(
+        default=100.0, gt=0, description="requests per second per subject, in each replica"
+    )
+    rate_limit_burst: int = Field(
+        default=200, ge=1, description="requests a subject may send at once, in each replica"
+    )
+    allowed_hosts: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=("*",),
+        min_length=1,
+        description="Host header values served, comma-separated (* for any)",
+    )
+    cors_origins: Annotated[tuple[str, ...], NoDecode] = Field(
+        default=(),
+        description="browser origins allowed by CORS, comma-separated (none by default)",
+    )
+
     jwt_algorithms: Annotated[tuple[JwtAlgorithm, ...], NoDecode] = Field(
         default=("HS256",),
         min_length=1,
@@ -57,6 +111,15 @@ class GatewaySettings(ServiceSettings):
         le=300,
         description="clock skew allowed when checking `exp`, `nbf` and `iat`",
     )
+
+    @field_validator("allowed_hosts", "cors_origins", mode="before")
+    @classmethod
+    def _parse_list(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            parts = json.loads(text) if text.startswith("[") else text.split(",")
+            return tuple(str(part).strip() for part in parts if str(part).strip())
+        return value
 
     @field_validator("jwt_algorithms", mode="before")
     @classmethod

@@ -133,6 +133,8 @@ def _customer_problems(customer_id: str) -> list[FieldViolation]:
         return [FieldViolation("customer_id", "is required")]
     if len(customer_id) > MAX_CUSTOMER_ID_LENGTH:
         return [FieldViolation("customer_id", f"is longer than {MAX_CUSTOMER_ID_LENGTH}")]
+    if not customer_id.isprintable():
+        return [FieldViolation("customer_id", "must not contain control characters")]
     return []
 
 
@@ -142,6 +144,9 @@ def _item_problems(path: str, item: LineItem) -> list[FieldViolation]:
         problems.append(FieldViolation(f"{path}.sku", "is required"))
     elif len(item.sku) > MAX_SKU_LENGTH:
         problems.append(FieldViolation(f"{path}.sku", f"is longer than {MAX_SKU_LENGTH}"))
+    elif not item.sku.isprintable():
+        # PostgreSQL text and jsonb cannot hold NUL; no control character is a SKU.
+        problems.append(FieldViolation(f"{path}.sku", "must not contain control characters"))
     if not 1 <= item.quantity <= MAX_QUANTITY:
         problems.append(FieldViolation(f"{path}.quantity", f"must be between 1 and {MAX_QUANTITY}"))
     if not 0 <= item.unit_price_minor <= MAX_UNIT_PRICE_MINOR:

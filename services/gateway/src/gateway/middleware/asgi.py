@@ -1,15 +1,11 @@
-"""ASGI type aliases and the problem-details response shared by the gateway middleware.
-
-Problem bodies follow RFC 9457; the ``type`` URIs are part of the public API, so a
-slug, once published, never changes.
-"""
+"""ASGI type aliases and the problem-details response shared by the gateway middleware."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, MutableMapping
 from typing import Any
 
-import orjson
+from gateway.problems import PROBLEM_CONTENT_TYPE, problem_body
 
 Scope = MutableMapping[str, Any]
 Message = MutableMapping[str, Any]
@@ -17,9 +13,6 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 Headers = Iterable[tuple[bytes, bytes]]
-
-PROBLEM_TYPE_BASE = "https://ordermesh.dev/problems/"
-PROBLEM_CONTENT_TYPE = b"application/problem+json"
 
 
 def header_values(scope: Scope, name: bytes) -> list[bytes]:
@@ -37,11 +30,9 @@ async def send_problem(
     headers: Headers = (),
 ) -> None:
     """Answer with an ``application/problem+json`` body and any extra headers."""
-    body = orjson.dumps(
-        {"type": PROBLEM_TYPE_BASE + slug, "title": title, "status": status, "detail": detail}
-    )
+    body = problem_body(status, slug, title, detail)
     start_headers = [
-        (b"content-type", PROBLEM_CONTENT_TYPE),
+        (b"content-type", PROBLEM_CONTENT_TYPE.encode()),
         (b"content-length", str(len(body)).encode()),
         *headers,
     ]

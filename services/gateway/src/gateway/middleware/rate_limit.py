@@ -49,6 +49,7 @@ class RateLimiter:
         key: KeyFunc,
         clock: Callable[[], float] = time.monotonic,
         max_keys: int = 10_000,
+        on_limited: Callable[[], None] | None = None,
     ) -> None:
         if rate_per_second <= 0 or burst < 1 or max_keys < 1:
             raise ValueError("rate_per_second must be > 0, burst and max_keys >= 1")
@@ -59,6 +60,7 @@ class RateLimiter:
         self.clock = clock
         self.max_keys = max_keys
         self.limited = 0
+        self.on_limited = on_limited
         self._full_after = burst / rate_per_second
         self._buckets: OrderedDict[str, _Bucket] = OrderedDict()
 
@@ -74,6 +76,8 @@ class RateLimiter:
         wait = 0.0 if subject is None else self._take(subject)
         if wait > 0:
             self.limited += 1
+            if self.on_limited is not None:
+                self.on_limited()
             await send_problem(
                 send,
                 status=429,

@@ -1,0 +1,278 @@
+"""The public REST API: FastAPI routes over the orders and notify clients.
+
+Handlers stay thin: they read the principal set by the authentication middleware
+(the customer id is always the token's subject, so a caller only ever reaches their
+own orders; another customer's order is a plain 404), give each downstream call the
+rest of the request's budget, and answer pre-serialised JSON (orjson) while the
+declared response models document the contract.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Annotated, Any, Final
+
+import orjson
+from contracts.orders.v1 import orders_pb2 as pb
+from fastapi import Depends, FastAPI, Header, Path, Query, Request
+from fastapi.openapi.utils import get_openapi
+from fastapi.security import HTTPBearer
+from starlette.responses import Response, StreamingResponse
+
+from gateway import error_handlers
+from gateway.convert import order_json
+from gateway.error_handlers import IDEMPOTENCY_HEADER
+from gateway.metrics import GatewayMetrics
+from gateway.middleware.authenticate import principal_of
+from gateway.notify_client import NotifyClient, NotifyUnavailable
+from gateway.orders_client import OrdersClient
+from gateway.problems import PROBLEM_CONTENT_TYPE, ApiError
+from gateway.resilience import Budget, BudgetExhausted, CircuitOpen, Coalescer
+from gateway.schemas import (
+    DEFAULT_PAGE_SIZE,
+    IDEMPOTENCY_KEY_PATTERN,
+    MAX_CURSOR_LENGTH,
+    MAX_PAGE_SIZE,
+    CreateOrderIn,
+    OrderOut,
+    OrderPage,
+    OrderSummary,
+    Problem,
+    notification_out,
+)
+from gateway.settings import GatewaySettings
+
+JSON: Final = "application/json"
+NDJSON: Final = "application/x-ndjson"
+SUMMARY_NOTIFICATIONS: Final = 50
+# Documented on every operation; which apply is said in each problem's detail.
+_COMMON_ERRORS: Final = (400, 401, 413, 422, 429, 503, 504)
+_bearer = HTTPBearer(auto_error=False, description="a JWT; `ordermesh token --sub alice` mints one")
+
+
+def _budget(request: Request) -> Budget:
+    """The request's deadline, counted from when its handler starts."""
+    return Budget.of(request.app.state.budget_seconds)
+
+
+def _customer(request: Request) -> str:
+    principal = principal_of(request.scope)
+    if principal is None:  # only if the app runs without the authentication middleware
+        raise ApiError(401, "unauthorized", "Unauthorized", "a valid bearer token is required")
+    return principal.subject
+
+
+Customer = Annotated[str, Depends(_customer)]
+Deadline = Annotated[Budget, Depends(_budget)]
+OrderId = Annotated[uuid.UUID, Path(description="the order's id")]
+
+
+@dataclass(frozen=True, slots=True)
+class Downstreams:
+    orders: OrdersClient
+    notify: NotifyClient
+    metrics: GatewayMetrics
+    coalescer: Coalescer
+
+
+def build_api(settings: GatewaySettings, downstreams: Downstreams) -> FastAPI:
+    app = FastAPI(
+        title="Ordermesh API",
+        version="1",
+        description="Orders and their notifications. Every call needs a bearer token.",
+        docs_url="/docs",
+        redoc_url=None,
+        dependencies=[Depends(_bearer)],
+    )
+    error_handlers.install(app)
+    orders, notify, metrics = downstreams.orders, downstreams.notify, downstreams.metrics
+    coalesce = downstreams.coalescer.run
+
+    app.state.budget_seconds = settings.request_budget_seconds
+
+    @app.post(
+        "/v1/orders",
+        status_code=201,
+        response_model=OrderOut,
+        responses=_errors(409),
+        summary="Create an order",
+    )
+    async def create_order(
+        body: CreateOrderIn,
+        customer: Customer,
+        deadline: Deadline,
+        idempotency_key: Annotated[
+            str,
+            Header(
+                alias=IDEMPOTENCY_HEADER,
+                pattern=IDEMPOTENCY_KEY_PATTERN,
+                description="unique per intended order: a retry with the same key and "
+                "body returns the first answer, never a second order",
+            ),
+        ],
+    ) -> Response:
+        request = pb.CreateOrderRequest(
+            customer_id=customer,
+            idempotency_key=idempotency_key,
+            currency=body.currency,
+            items=[
+                pb.LineItem(sku=i.sku, quantity=i.quantity, unit_price_minor=i.unit_price_minor)
+                for i in body.items
+            ],
+        )
+        created = await orders.create(request, deadline)
+        headers = {} if created.created else {"Idempotent-Replayed": "true"}
+        return _json(order_json(created.order), status=201, headers=headers)
+
+    # Declared before /v1/orders/{order_id}, which would otherwise match "export".
+    @app.get(
+        "/v1/orders/export",
+        response_class=StreamingResponse,
+        responses={200: {"content": {NDJSON: {"schema": {"type": "string"}}}}, **_errors()},
+        summary="Export all your orders as NDJSON (one order per line, newest first)",
+    )
+    async def export_orders(customer: Customer) -> StreamingResponse:
+        batches = orders.export(customer, seconds=settings.export_seconds)
+        # Read the first batch before answering, so a failure to start is a real status;
+        # a failure later cuts the stream short (the chunked body never ends cleanly).
+        first = await anext(batches, None)
+        return StreamingResponse(_ndjson(first, batches), media_type=NDJSON)
+
+    @app.get(
+        "/v1/orders/{order_id}", response_model=OrderOut, responses=_errors(404), summary="An order"
+    )
+    async def get_order(order_id: OrderId, customer: Customer, deadline: Deadline) -> Response:
+        key = ("get", customer, order_id)
+        order = await coalesce(key, lambda: orders.get(customer, str(order_id), deadline))
+        return _json(order_json(order))
+
+    @app.get("/v1/orders", response_model=OrderPage, responses=_errors(), summary="Your orders")
+    async def list_orders(
+        customer: Customer,
+        deadline: Deadline,
+        limit: Annotated[int, Query(ge=1, le=MAX_PAGE_SIZE)] = DEFAULT_PAGE_SIZE,
+        cursor: Annotated[
+            str | None,
+            Query(min_length=1, max_length=MAX_CURSOR_LENGTH, description="next_cursor of a page"),
+        ] = None,
+    ) -> Response:
+        key = ("list", customer, limit, cursor)
+        page = await coalesce(
+            key,
+            lambda: orders.list(
+                customer, page_size=limit, page_token=cursor or "", budget=deadline
+            ),
+        )
+        return _json(
+            {
+                "items": [order_json(o) for o in page.orders],
+                "next_cursor": page.next_page_token or None,
+            }
+        )
+
+    @app.post(
+        "/v1/orders/{order_id}/cancel",
+        response_model=OrderOut,
+        responses=_errors(404, 409),
+        summary="Cancel a pending order (cancelling a cancelled order changes nothing)",
+    )
+    async def cancel_order(order_id: OrderId, customer: Customer, deadline: Deadline) -> Response:
+        return _json(order_json(await orders.cancel(customer, str(order_id), deadline)))
+
+    @app.get(
+        "/v1/orders/{order_id}/summary",
+        response_model=OrderSummary,
+        responses=_errors(404),
+        summary="An order with its notifications, fetched concurrently",
+    )
+    async def order_summary(order_id: OrderId, customer: Customer, deadline: Deadline) -> Response:
+        # Both calls start at once. The order decides the answer; notifications are
+        # best effort within notify_timeout_seconds and only shown for the caller's
+        # own order (the order call is what checks ownership).
+        notifications = asyncio.ensure_future(
+            _notifications(notify, str(order_id), deadline, settings.notify_timeout_seconds)
+        )
+        try:
+            order = await orders.get(customer, str(order_id), deadline)
+        except BaseException:
+            notifications.cancel()
+            raise
+        items, reason = await notifications
+        if reason is not None:
+            metrics.degraded.inc()
+        return _json(
+            {
+                "order": order_json(order),
+                "notifications": items,
+                "degraded": reason is not None,
+                "degraded_reason": reason,
+            }
+        )
+
+    app.openapi = lambda: _openapi(app)  # type: ignore[method-assign]
+    return app
+
+
+async def _notifications(
+    notify: NotifyClient, order_id: str, budget: Budget, cap: float
+) -> tuple[list[dict[str, Any]], str | None]:
+    """(notifications, None), or ([], why not) when notify cannot answer in time."""
+    try:
+        raw = await notify.notifications(
+            order_id, limit=SUMMARY_NOTIFICATIONS, timeout=budget.remaining(cap)
+        )
+    except CircuitOpen:
+        return [], "notify is failing; its circuit is open"
+    except (NotifyUnavailable, BudgetExhausted) as exc:
+        return [], f"notify unavailable: {exc}" if str(exc) else "notify unavailable"
+    return [notification_out(n) for n in raw], None
+
+
+async def _ndjson(
+    first: Sequence[pb.Order] | None, rest: AsyncGenerator[Sequence[pb.Order]]
+) -> AsyncIterator[bytes]:
+    try:
+        if first is None:
+            return
+        yield _lines(first)
+        async for batch in rest:
+            yield _lines(batch)
+    finally:
+        await rest.aclose()  # ends the gRPC stream at once when the client went away
+
+
+def _lines(batch: Sequence[pb.Order]) -> bytes:
+    return b"".join(orjson.dumps(order_json(o)) + b"\n" for o in batch)
+
+
+def _json(body: Any, *, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(orjson.dumps(body), status_code=status, media_type=JSON, headers=headers)
+
+
+def _errors(*extra: int) -> dict[int | str, dict[str, Any]]:
+    return {code: {"model": Problem} for code in sorted({*_COMMON_ERRORS, *extra})}
+
+
+def _openapi(app: FastAPI) -> dict[str, Any]:
+    """FastAPI's schema, with errors as application/problem+json (what is really sent)."""
+    if app.openapi_schema is not None:
+        return app.openapi_schema
+    schema = get_openapi(
+        title=app.title,
+        version=app.version,
+        description=app.description,
+        routes=app.routes,
+    )
+    for operations in schema["paths"].values():
+        for operation in operations.values():
+            for code, response in operation.get("responses", {}).items():
+                content = response.get("content", {})
+                if int(code) >= 400 and JSON in content:
+                    response["content"] = {PROBLEM_CONTENT_TYPE: content[JSON]}
+    schema["components"]["schemas"].pop("HTTPValidationError", None)
+    schema["components"]["schemas"].pop("ValidationError", None)
+    app.openapi_schema = schema
+    return schema

@@ -1,0 +1,149 @@
+"""The gateway process: builds the middleware chain and the clients, starts and stops them.
+
+Request path, outermost first: operational endpoints (/healthz, /readyz, /metrics)
+are answered before anything else, so probes pass no matter the Host header, the
+load or the credentials. Everything else goes through
+
+    request context (trace id) → trusted host → CORS (only if origins are configured)
+    → load shedder → body limit → authentication → per-subject rate limit → FastAPI
+
+so the cheapest refusals come first and no handler work is done for a request that
+will be refused. Readiness does not depend on orders or notify: with a downstream
+down the gateway still answers (a fast 503 or a degraded summary), and taking every
+gateway out of the load balancer would turn a partial outage into a total one.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Final
+
+from prometheus_client import CollectorRegistry
+from servicekit.health import Readiness
+from servicekit.lifecycle import EmbeddedHttpServer
+from servicekit.metrics import new_registry
+from servicekit.ops_app import build_ops_app
+from starlette.middleware.cors import CORSMiddleware
+
+from gateway.api import Downstreams, build_api
+from gateway.auth import Authenticator
+from gateway.metrics import GatewayMetrics
+from gateway.middleware import BodyLimit, LoadShedder, RateLimiter, TrustedHost
+from gateway.middleware.asgi import ASGIApp, Receive, Scope, Send
+from gateway.middleware.authenticate import Authenticate, subject_key
+from gateway.middleware.request_context import RequestContext
+from gateway.notify_client import NotifyClient
+from gateway.orders_client import OrdersClient
+from gateway.resilience import CircuitBreaker, Coalescer, State
+from gateway.settings import GatewaySettings
+
+log = logging.getLogger(__name__)
+
+OPS_PATHS: Final = frozenset({"/healthz", "/readyz", "/metrics"})
+
+
+class GatewayRuntime:
+    """Everything one gateway process owns."""
+
+    def __init__(
+        self, settings: GatewaySettings, *, registry: CollectorRegistry | None = None
+    ) -> None:
+        self.settings = settings
+        self.registry = registry or new_registry()
+        self.metrics = GatewayMetrics(self.registry)
+        self.readiness = Readiness()
+        self.orders = OrdersClient(settings.orders_target, breaker=self._breaker("orders"))
+        self.notify = NotifyClient(settings.notify_url, breaker=self._breaker("notify"))
+        coalescer = Coalescer()
+        self.api = build_api(
+            settings, Downstreams(self.orders, self.notify, self.metrics, coalescer)
+        )
+        self.app = build_app(
+            settings,
+            api=self.api,
+            ops=build_ops_app(readiness=self.readiness, registry=self.registry),
+            metrics=self.metrics,
+        )
+        self._http = EmbeddedHttpServer(
+            self.app,
+            host=settings.http_host,
+            port=settings.http_port,
+            timeout_graceful_shutdown=settings.drain_seconds,
+        )
+        self._stopped = False
+
+    @property
+    def http_port(self) -> int:
+        return self._http.port
+
+    async def start(self) -> None:
+        await self._http.start()
+        self.readiness.mark_started()
+        log.info(
+            "gateway started",
+            extra={
+                "http_port": self._http.port,
+                "orders": self.settings.orders_target,
+                "notify": self.settings.notify_url,
+            },
+        )
+
+    async def stop(self) -> None:
+        """Stop taking traffic, let requests in flight finish, close the clients."""
+        if self._stopped:
+            return
+        self._stopped = True
+        self.readiness.start_draining()
+        await self._http.stop(timeout=self.settings.drain_seconds + 1)
+        await self.orders.close(grace=1.0)
+        await self.notify.aclose()
+        log.info("gateway stopped")
+
+    def _breaker(self, downstream: str) -> CircuitBreaker:
+        gauge = self.metrics.circuit_state.labels(downstream=downstream)
+
+        def changed(state: State) -> None:
+            gauge.set(state.value)
+            log.warning("circuit changed", extra={"downstream": downstream, "state": state.name})
+
+        return CircuitBreaker(
+            downstream,
+            failures=self.settings.breaker_failures,
+            reset_seconds=self.settings.breaker_reset_seconds,
+            on_change=changed,
+        )
+
+
+def build_app(
+    settings: GatewaySettings, *, api: ASGIApp, ops: ASGIApp, metrics: GatewayMetrics
+) -> ASGIApp:
+    """The whole ASGI app: ops endpoints first, then the protective chain around `api`."""
+    chain: ASGIApp = RateLimiter(
+        api,
+        rate_per_second=settings.rate_limit_per_second,
+        burst=settings.rate_limit_burst,
+        key=subject_key,
+        on_limited=metrics.rate_limited.inc,
+    )
+    chain = Authenticate(chain, authenticator=Authenticator(settings))
+    chain = BodyLimit(chain, max_bytes=settings.max_body_bytes)
+    chain = LoadShedder(chain, max_in_flight=settings.max_in_flight, on_shed=metrics.shed.inc)
+    if settings.cors_origins:
+        chain = CORSMiddleware(
+            chain,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
+            expose_headers=["Retry-After", "X-Trace-Id", "Idempotent-Replayed"],
+            max_age=600,
+        )
+    chain = TrustedHost(chain, allowed_hosts=settings.allowed_hosts)
+    chain = RequestContext(chain)
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"] in OPS_PATHS:
+            await ops(scope, receive, send)
+        else:
+            await chain(scope, receive, send)
+
+    return app
