@@ -45,6 +45,7 @@ class Up:
     grpc_port: int
     http_port: int
     notify_port: int
+    gateway_port: int
     pg_port: int
     output: list[str] = field(default_factory=list)
 
@@ -85,19 +86,25 @@ class Up:
 async def ordermesh_up(state_dir: Path, **env: str) -> AsyncIterator[Up]:
     """`ordermesh up` on free ports, waited for until ready; killed if the test fails."""
     assert ORDERMESH.exists(), f"{ORDERMESH} is missing: run `uv sync --all-packages`"
-    pg_port, grpc_port, http_port, notify_port = free_ports(4)
+    pg_port, grpc_port, http_port, notify_port, gateway_port = free_ports(5)
     given = ("ORDERS_DATABASE_URL", "NOTIFY_DATABASE_URL", "AMQP_URL")
     environ = {k: v for k, v in os.environ.items() if k not in given}
     process = await asyncio.create_subprocess_exec(
         *(str(ORDERMESH), "up", "--state-dir", str(state_dir), "--pg-port", str(pg_port)),
         *("--orders-grpc-port", str(grpc_port), "--orders-http-port", str(http_port)),
-        *("--notify-http-port", str(notify_port)),
+        *("--notify-http-port", str(notify_port), "--gateway-http-port", str(gateway_port)),
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
-        env={**environ, "ORDERS_DRAIN_SECONDS": "1", "NOTIFY_DRAIN_SECONDS": "1", **env},
+        env={
+            **environ,
+            "ORDERS_DRAIN_SECONDS": "1",
+            "NOTIFY_DRAIN_SECONDS": "1",
+            "GATEWAY_DRAIN_SECONDS": "1",
+            **env,
+        },
     )
-    up = Up(process, grpc_port, http_port, notify_port, pg_port)
+    up = Up(process, grpc_port, http_port, notify_port, gateway_port, pg_port)
     try:
         await up.read_until(READY_LINE, seconds=START_SECONDS)
         yield up
@@ -163,16 +170,17 @@ async def test_up_runs_the_services_on_embedded_postgres_and_stops_on_ctrl_c(
     async with ordermesh_up(tmp_path / "state", AMQP_URL=vhost) as up:
         order_id = await check_orders(up.grpc_port)
         await check_notified(up.notify_port, order_id)
-        pids = [up.pid_of("orders"), up.pid_of("notify")]
+        pids = [up.pid_of("orders"), up.pid_of("notify"), up.pid_of("gateway")]
         assert port_open(up.pg_port), up.text()
         code = await up.interrupt()
 
     assert code == 0, up.text()
     assert "Stopped orders" in up.text()
     assert "Stopped notify" in up.text()
+    assert "Stopped gateway" in up.text()
     assert "Stopped PostgreSQL" in up.text()
     assert not any(psutil.pid_exists(pid) for pid in pids), "a service outlived `ordermesh up`"
-    for port in (up.grpc_port, up.http_port, up.notify_port, up.pg_port):
+    for port in (up.grpc_port, up.http_port, up.notify_port, up.gateway_port, up.pg_port):
         assert not port_open(port), f"port {port} still accepts connections after the stop"
     assert not (tmp_path / "state" / "postgres" / "postmaster.pid").exists()
     assert (tmp_path / "state" / "logs" / "orders.log").stat().st_size > 0

@@ -132,7 +132,7 @@ def build_api(settings: GatewaySettings, downstreams: Downstreams) -> FastAPI:
         "/v1/orders/export",
         response_class=StreamingResponse,
         responses={200: {"content": {NDJSON: {"schema": {"type": "string"}}}}, **_errors()},
-        summary="Export all your orders as NDJSON (one order per line, newest first)",
+        summary="Export all your orders as NDJSON (one order per line, oldest first)",
     )
     async def export_orders(customer: Customer) -> StreamingResponse:
         batches = orders.export(customer, seconds=settings.export_seconds)

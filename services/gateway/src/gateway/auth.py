@@ -14,6 +14,7 @@ from types import MappingProxyType
 from typing import Any, Final
 
 import jwt
+from contracts.limits import has_control_characters
 
 from gateway.settings import GatewaySettings
 
@@ -90,7 +91,7 @@ class Authenticator:
         subject = claims["sub"]
         valid = isinstance(subject, str) and 0 < len(subject) <= MAX_SUBJECT_LENGTH
         # The subject becomes the customer id: no control characters (PostgreSQL refuses NUL).
-        if not valid or not subject.isprintable():
+        if not valid or has_control_characters(subject):
             raise AuthError("invalid subject")
         return Principal(subject=subject, claims=MappingProxyType(claims))
 

@@ -10,18 +10,37 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Final, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from contracts.currencies import ISO_4217
+from contracts.limits import (
+    MAX_IDEMPOTENCY_KEY_LENGTH,
+    MAX_ITEMS,
+    MAX_QUANTITY,
+    MAX_SKU_LENGTH,
+    MAX_UNIT_PRICE_MINOR,
+    NO_CONTROL_CHARACTERS,
+)
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-MAX_ITEMS: Final = 100
-MAX_QUANTITY: Final = 10_000
-MAX_UNIT_PRICE_MINOR: Final = 100_000_000_000
 DEFAULT_PAGE_SIZE: Final = 20
 MAX_PAGE_SIZE: Final = 100
 MAX_CURSOR_LENGTH: Final = 512
 # Printable ASCII with no space at either end (HTTP strips those anyway).
-IDEMPOTENCY_KEY_PATTERN: Final = r"^[!-~]([ -~]{0,253}[!-~])?$"
+IDEMPOTENCY_KEY_PATTERN: Final = rf"^[!-~]([ -~]{{0,{MAX_IDEMPOTENCY_KEY_LENGTH - 2}}}[!-~])?$"
 
 OrderStatus = Literal["pending", "confirmed", "cancelled"]
+
+
+def _known_currency(code: str) -> str:
+    if code not in ISO_4217:
+        raise ValueError(f"{code!r} is not an ISO 4217 code such as 'EUR'")
+    return code
+
+
+Currency = Annotated[
+    str,
+    AfterValidator(_known_currency),
+    Field(description="ISO 4217 code, e.g. EUR", json_schema_extra={"enum": sorted(ISO_4217)}),
+]
 
 
 class _Strict(BaseModel):
@@ -29,7 +48,9 @@ class _Strict(BaseModel):
 
 
 class LineItemIn(_Strict):
-    sku: Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$")]
+    sku: Annotated[
+        str, Field(min_length=1, max_length=MAX_SKU_LENGTH, pattern=NO_CONTROL_CHARACTERS)
+    ]
     quantity: Annotated[int, Field(ge=1, le=MAX_QUANTITY)]
     unit_price_minor: Annotated[
         int, Field(ge=0, le=MAX_UNIT_PRICE_MINOR, description="price in the currency's minor unit")
@@ -37,7 +58,7 @@ class LineItemIn(_Strict):
 
 
 class CreateOrderIn(_Strict):
-    currency: Annotated[str, Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code, e.g. EUR")]
+    currency: Currency
     items: Annotated[list[LineItemIn], Field(min_length=1, max_length=MAX_ITEMS)]
 
 

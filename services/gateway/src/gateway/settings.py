@@ -76,9 +76,9 @@ class GatewaySettings(ServiceSettings):
         default=200, ge=1, description="requests a subject may send at once, in each replica"
     )
     allowed_hosts: Annotated[tuple[str, ...], NoDecode] = Field(
-        default=("*",),
+        default=("localhost", "127.0.0.1", "[::1]"),
         min_length=1,
-        description="Host header values served, comma-separated (* for any)",
+        description="Host names served, comma-separated (* for any); others get 400",
     )
     cors_origins: Annotated[tuple[str, ...], NoDecode] = Field(
         default=(),

@@ -9,16 +9,20 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from orders.currencies import ISO_4217
+from contracts.currencies import ISO_4217
+from contracts.limits import (
+    MAX_CUSTOMER_ID_LENGTH,
+    MAX_IDEMPOTENCY_KEY_LENGTH,
+    MAX_ITEMS,
+    MAX_QUANTITY,
+    MAX_SKU_LENGTH,
+    MAX_UNIT_PRICE_MINOR,
+    has_control_characters,
+)
+
 from orders.errors import FieldViolation, IllegalTransition, ValidationFailed
 
-MAX_ITEMS = 100
-MAX_SKU_LENGTH = 64
-MAX_CUSTOMER_ID_LENGTH = 128
-MAX_IDEMPOTENCY_KEY_LENGTH = 255
-# Bounds that keep a total of 100 items far inside int64.
-MAX_QUANTITY = 10_000
-MAX_UNIT_PRICE_MINOR = 100_000_000_000
+# The limits (contracts.limits) keep a total of 100 items far inside int64.
 
 
 class OrderStatus(StrEnum):
@@ -133,7 +137,7 @@ def _customer_problems(customer_id: str) -> list[FieldViolation]:
         return [FieldViolation("customer_id", "is required")]
     if len(customer_id) > MAX_CUSTOMER_ID_LENGTH:
         return [FieldViolation("customer_id", f"is longer than {MAX_CUSTOMER_ID_LENGTH}")]
-    if not customer_id.isprintable():
+    if has_control_characters(customer_id):
         return [FieldViolation("customer_id", "must not contain control characters")]
     return []
 
@@ -144,7 +148,7 @@ def _item_problems(path: str, item: LineItem) -> list[FieldViolation]:
         problems.append(FieldViolation(f"{path}.sku", "is required"))
     elif len(item.sku) > MAX_SKU_LENGTH:
         problems.append(FieldViolation(f"{path}.sku", f"is longer than {MAX_SKU_LENGTH}"))
-    elif not item.sku.isprintable():
+    elif has_control_characters(item.sku):
         # PostgreSQL text and jsonb cannot hold NUL; no control character is a SKU.
         problems.append(FieldViolation(f"{path}.sku", "must not contain control characters"))
     if not 1 <= item.quantity <= MAX_QUANTITY:

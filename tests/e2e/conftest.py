@@ -1,0 +1,146 @@
+"""The gateway under test: the one at ORDERMESH_E2E_URL, or a local stack started here.
+
+Without ORDERMESH_E2E_URL the suite runs `ordermesh up` (what `make up` runs) on free
+ports, with its own state directory and RabbitMQ vhost, and with small limits so the
+413/429/503 tests need few requests; it tells the tests those limits. Pointed at a
+running stack, the suite takes the limits from the environment (see target.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from ordermesh.localbroker import amqp_url, create_vhost, delete_vhost
+from servicekit.testing.net import free_ports
+
+from tests.e2e.target import Target
+
+ORDERMESH = Path(sys.executable).with_name("ordermesh")
+READY_LINE = "Press Ctrl-C to stop"
+START_SECONDS = 60.0
+# Small limits for the stack started here (a running stack says its own in the env).
+LOCAL_LIMITS = {
+    "GATEWAY_MAX_IN_FLIGHT": "32",
+    "GATEWAY_RATE_LIMIT_BURST": "40",
+    "GATEWAY_RATE_LIMIT_PER_SECOND": "20",
+    "GATEWAY_MAX_BODY_BYTES": "65536",
+}
+
+
+@pytest.fixture(scope="session")
+def target(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
+    if os.environ.get("ORDERMESH_E2E_URL"):
+        yield _warmed_up(Target.from_environment(os.environ))
+        return
+    with _local_stack(tmp_path_factory.mktemp("e2e-stack")) as started:
+        yield _warmed_up(started)
+
+
+@pytest.fixture
+async def client(target: Target) -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(base_url=target.url, timeout=15) as client:
+        yield client
+
+
+def _warmed_up(target: Target) -> Target:
+    """Wait until the gateway is ready and an authenticated call reaches orders."""
+    deadline = time.monotonic() + START_SECONDS
+    last = "no answer"
+    with httpx.Client(base_url=target.url, timeout=5) as client:
+        while time.monotonic() < deadline:
+            try:
+                ready = client.get("/readyz")
+                probe = client.get(f"/v1/orders/{uuid.uuid4()}", headers=target.auth())
+                if ready.status_code == 200 and probe.status_code == 404:
+                    return target
+                last = f"/readyz {ready.status_code}, GET order {probe.status_code}: {probe.text}"
+            except httpx.HTTPError as exc:
+                last = repr(exc)
+            time.sleep(0.2)
+    pytest.fail(f"the gateway at {target.url} did not warm up: {last}")
+
+
+@contextlib.contextmanager
+def _local_stack(state_dir: Path) -> Iterator[Target]:
+    assert ORDERMESH.exists(), f"{ORDERMESH} is missing: run `make test`, which installs it"
+    pg, grpc, orders_http, notify_http, gateway = free_ports(5)
+    vhost = f"e2e-{uuid.uuid4().hex[:8]}"
+    create_vhost(vhost)
+    given = ("ORDERS_DATABASE_URL", "NOTIFY_DATABASE_URL", "AMQP_URL")
+    env = {k: v for k, v in os.environ.items() if k not in given and not k.startswith("GATEWAY_")}
+    env |= {"AMQP_URL": amqp_url(vhost), "PYTHONUNBUFFERED": "1", **LOCAL_LIMITS}
+    env |= {f"{name}_DRAIN_SECONDS": "1" for name in ("ORDERS", "NOTIFY", "GATEWAY")}
+    command = [str(ORDERMESH), "up", "--state-dir", str(state_dir), "--pg-port", str(pg)]
+    command += ["--orders-grpc-port", str(grpc), "--orders-http-port", str(orders_http)]
+    command += ["--notify-http-port", str(notify_http), "--gateway-http-port", str(gateway)]
+    process = subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    output = _Output(process)
+    try:
+        output.wait_for(READY_LINE, seconds=START_SECONDS)
+        notify_pid = output.pid_of("notify")
+        yield Target(
+            url=f"http://127.0.0.1:{gateway}",
+            max_in_flight=int(LOCAL_LIMITS["GATEWAY_MAX_IN_FLIGHT"]),
+            rate_burst=int(LOCAL_LIMITS["GATEWAY_RATE_LIMIT_BURST"]),
+            max_body_bytes=int(LOCAL_LIMITS["GATEWAY_MAX_BODY_BYTES"]),
+            pause_notify=lambda: os.kill(notify_pid, signal.SIGSTOP),
+            resume_notify=lambda: os.kill(notify_pid, signal.SIGCONT),
+        )
+    finally:
+        process.send_signal(signal.SIGINT)
+        try:
+            process.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        output.close()
+        delete_vhost(vhost)
+
+
+class _Output:
+    """Collects a child's output in a thread, so waiting on it can time out."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        self.lines: list[str] = []
+        self._process = process
+        self._thread = threading.Thread(target=self._read, daemon=True)
+        self._thread.start()
+
+    def _read(self) -> None:
+        assert self._process.stdout is not None
+        for line in self._process.stdout:
+            self.lines.append(line)
+
+    def text(self) -> str:
+        return "".join(self.lines)
+
+    def close(self) -> None:
+        self._thread.join(timeout=5)
+        assert self._process.stdout is not None
+        self._process.stdout.close()
+
+    def wait_for(self, needle: str, *, seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while needle not in self.text():
+            if self._process.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"`ordermesh up` did not get ready:\n{self.text()}")
+            time.sleep(0.1)
+
+    def pid_of(self, service: str) -> int:
+        match = re.search(rf"{service} \(.*pid (\d+)\)", self.text())
+        assert match, f"no pid for {service} in:\n{self.text()}"
+        return int(match.group(1))
