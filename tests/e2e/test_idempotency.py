@@ -50,9 +50,10 @@ async def test_concurrent_duplicates_create_one_order(
 
 
 async def test_a_missing_or_malformed_key_is_400(client: httpx.AsyncClient, target: Target) -> None:
-    auth = target.auth()
-    for key in (None, "", "has\ttab", "x" * 256, "caf\u00e9".encode("latin-1")):
-        headers = auth if key is None else auth | {"Idempotency-Key": key}
+    auth = {name.encode(): value.encode() for name, value in target.auth().items()}
+    keys: list[bytes | None] = [None, b"", b"has\ttab", b"x" * 256, "caf\u00e9".encode("latin-1")]
+    for key in keys:
+        headers = auth if key is None else auth | {b"Idempotency-Key": key}
         response = await client.post("/v1/orders", json=ORDER, headers=headers)
         assert_problem(response, 400, "idempotency-key-invalid")
     listed = await client.get("/v1/orders", headers=auth)

@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
+from urllib.parse import urlsplit
 
 import httpx
+import orjson
 
-from tests.e2e.support import assert_problem, poll_until
+from tests.e2e.support import ORDER, assert_problem, poll_until
 from tests.e2e.target import Target
 
 
@@ -50,42 +52,69 @@ async def test_a_subject_over_its_rate_gets_429_with_retry_after(target: Target)
         assert other.status_code == 404
 
 
-async def test_beyond_max_in_flight_a_fast_503_with_retry_after(target: Target) -> None:
+async def test_beyond_max_in_flight_a_fast_503_with_retry_after(
+    client: httpx.AsyncClient, target: Target
+) -> None:
     release = asyncio.Event()
-    limits = httpx.Limits(max_connections=target.max_in_flight + 20)
-    async with httpx.AsyncClient(base_url=target.url, timeout=30, limits=limits) as client:
+    holders = [
+        asyncio.ensure_future(_hold_a_slot(target, release)) for _ in range(target.max_in_flight)
+    ]
+    try:
 
-        async def slow_body() -> AsyncIterator[bytes]:
-            yield b'{"currency": "EUR", '
-            await release.wait()  # the request stays in flight until then
-            yield b'"items": [{"sku": "a", "quantity": 1, "unit_price_minor": 1}]}'
+        async def shed() -> httpx.Response | None:
+            probe = await client.get(f"/v1/orders/{uuid.uuid4()}", headers=target.auth())
+            return probe if probe.status_code == 503 else None
 
-        async def slow_request() -> int:
-            headers = target.auth() | {"Idempotency-Key": uuid.uuid4().hex}
-            headers["content-type"] = "application/json"
-            response = await client.post("/v1/orders", content=slow_body(), headers=headers)
-            return response.status_code
+        probe = await poll_until(shed, seconds=30, what="a 503 with every slot held")
+        assert_problem(probe, 503, "overloaded")
+        assert int(probe.headers["retry-after"]) >= 1
+        assert probe.elapsed.total_seconds() < 1.0  # fast, not queued
+        assert (await client.get("/healthz")).status_code == 200  # probes are exempt
+    finally:
+        release.set()
+        statuses = await asyncio.gather(*holders)
+    # The held requests complete normally once their bodies arrive.
+    assert set(statuses) == {201}, statuses
+    after = await client.get(f"/v1/orders/{uuid.uuid4()}", headers=target.auth())
+    assert after.status_code == 404
 
-        # A few more than the limit: those beyond it are shed, the rest hold every slot.
-        holders = [asyncio.ensure_future(slow_request()) for _ in range(target.max_in_flight + 2)]
+
+async def _hold_a_slot(target: Target, release: asyncio.Event) -> int:
+    """Keep one create request in flight (its body half sent) until `release`; its status.
+
+    Raw HTTP/1.1, because a client library sends the whole body before it reads an
+    answer: a request shed while its body is held back would never be seen to fail.
+    Here a 503 that arrives early is noticed, and the request is sent again.
+    """
+    url = urlsplit(target.url)
+    port = url.port or (443 if url.scheme == "https" else 80)
+    body = orjson.dumps(ORDER)
+    head = (
+        f"POST /v1/orders HTTP/1.1\r\nHost: {url.netloc}\r\n"
+        f"Authorization: Bearer {target.token()}\r\nIdempotency-Key: {uuid.uuid4().hex}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n"
+        "Connection: close\r\n\r\n"
+    ).encode()
+    while True:
+        reader, writer = await asyncio.open_connection(
+            url.hostname, port, ssl=url.scheme == "https" or None
+        )
         try:
-
-            async def shed() -> httpx.Response | None:
-                probe = await client.get(f"/v1/orders/{uuid.uuid4()}", headers=target.auth())
-                return probe if probe.status_code == 503 else None
-
-            probe = await poll_until(shed, seconds=30, what="a 503 with every slot held")
-            assert_problem(probe, 503, "overloaded")
-            assert int(probe.headers["retry-after"]) >= 1
-            assert probe.elapsed.total_seconds() < 1.0  # fast, not queued
-            assert (await client.get("/healthz")).status_code == 200  # probes exempt
+            writer.write(head + body[:10])
+            await writer.drain()
+            answer = asyncio.ensure_future(reader.readline())
+            released = asyncio.ensure_future(release.wait())
+            await asyncio.wait({answer, released}, return_when=asyncio.FIRST_COMPLETED)
+            released.cancel()
+            if not answer.done():
+                writer.write(body[10:])
+                await writer.drain()
+            status = int((await answer).split()[1])
         finally:
-            release.set()
-            statuses = await asyncio.gather(*holders)
-        # Held requests complete normally once their bodies arrive.
-        assert set(statuses) <= {201, 503}, statuses
-        after = await client.get(f"/v1/orders/{uuid.uuid4()}", headers=target.auth())
-        assert after.status_code == 404
+            writer.close()
+        if status != 503 or release.is_set():
+            return status
+        await asyncio.sleep(0.05)  # shed before the slots filled up: try again
 
 
 async def test_an_unknown_host_is_400(client: httpx.AsyncClient, target: Target) -> None:

@@ -19,6 +19,11 @@ class GatewayMetrics:
             "Requests answered 503 at once because too many were in flight",
             registry=registry,
         )
+        self.in_flight = Gauge(
+            "ordermesh_gateway_requests_in_flight",
+            "API requests being handled now (what the load shedder bounds)",
+            registry=registry,
+        )
         self.rate_limited = Counter(
             "ordermesh_gateway_rate_limited_total",
             "Requests answered 429 because their subject exceeded its rate",

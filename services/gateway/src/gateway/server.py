@@ -127,7 +127,9 @@ def build_app(
     )
     chain = Authenticate(chain, authenticator=Authenticator(settings))
     chain = BodyLimit(chain, max_bytes=settings.max_body_bytes)
-    chain = LoadShedder(chain, max_in_flight=settings.max_in_flight, on_shed=metrics.shed.inc)
+    shedder = LoadShedder(chain, max_in_flight=settings.max_in_flight, on_shed=metrics.shed.inc)
+    metrics.in_flight.set_function(lambda: shedder.in_flight)
+    chain = shedder
     if settings.cors_origins:
         chain = CORSMiddleware(
             chain,
