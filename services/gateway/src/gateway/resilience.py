@@ -51,7 +51,7 @@ class CircuitOpen(Exception):
     """The circuit of a downstream is open: the call was not made."""
 
     def __init__(self, name: str, retry_after: float) -> None:
-        super().__init__(f"{name} is failing; calls are paused for {retry_after:.1f}s")
+        super().__init__(f"{name} is failing (circuit open); calls paused for {retry_after:.1f}s")
         self.name = name
         self.retry_after = retry_after
 

@@ -1,0 +1,82 @@
+"""A scriptable in-process orders gRPC server: the transport is real, the service is not."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import grpc
+from contracts.orders.v1 import orders_pb2 as pb
+from contracts.orders.v1 import orders_pb2_grpc
+from google.protobuf.timestamp_pb2 import Timestamp
+
+
+def make_order(customer_id: str, order_id: str | None = None) -> pb.Order:
+    now = Timestamp(seconds=1_795_000_000, nanos=123_000)
+    return pb.Order(
+        id=order_id or str(uuid.uuid4()),
+        customer_id=customer_id,
+        items=[pb.LineItem(sku="tea", quantity=2, unit_price_minor=450)],
+        currency="EUR",
+        total_minor=900,
+        status=pb.ORDER_STATUS_PENDING,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+@dataclass
+class FakeOrders(orders_pb2_grpc.OrdersServiceServicer):
+    """Answers from a script: a delay, failures to return first, how much to export."""
+
+    delay: float = 0.0
+    fail_with: list[grpc.StatusCode] = field(default_factory=list)  # popped per call
+    export_count: int = 0
+    calls: list[str] = field(default_factory=list)
+    deadlines: list[float | None] = field(default_factory=list)
+
+    async def _script(self, method: str, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+        self.calls.append(method)
+        self.deadlines.append(context.time_remaining())
+        if self.fail_with:
+            code = self.fail_with.pop(0)
+            await context.abort(code, f"scripted {code.name}")
+        if self.delay:
+            await asyncio.sleep(self.delay)
+
+    async def GetOrder(
+        self, request: pb.GetOrderRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.GetOrderResponse:
+        await self._script("GetOrder", context)
+        return pb.GetOrderResponse(order=make_order(request.customer_id, request.order_id))
+
+    async def CancelOrder(
+        self, request: pb.CancelOrderRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.CancelOrderResponse:
+        await self._script("CancelOrder", context)
+        order = make_order(request.customer_id, request.order_id)
+        order.status = pb.ORDER_STATUS_CANCELLED
+        return pb.CancelOrderResponse(order=order)
+
+    async def ExportOrders(
+        self, request: pb.ExportOrdersRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> AsyncIterator[pb.ExportOrdersResponse]:
+        await self._script("ExportOrders", context)
+        sent = 0
+        while sent < self.export_count:
+            size = min(500, self.export_count - sent)
+            yield pb.ExportOrdersResponse(
+                orders=[make_order(request.customer_id) for _ in range(size)]
+            )
+            sent += size
+
+
+async def serve(fake: FakeOrders) -> tuple[grpc.aio.Server, int]:
+    server = grpc.aio.server()
+    orders_pb2_grpc.add_OrdersServiceServicer_to_server(fake, server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    return server, port

@@ -1,0 +1,141 @@
+"""Budgets, circuit breakers and coalescing, on a fake clock and the real event loop."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from gateway.resilience import (
+    Budget,
+    BudgetExhausted,
+    CircuitBreaker,
+    CircuitOpen,
+    Coalescer,
+    State,
+)
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def breaker(clock: Clock, changes: list[State] | None = None) -> CircuitBreaker:
+    return CircuitBreaker(
+        "orders",
+        failures=3,
+        reset_seconds=5,
+        clock=clock,
+        on_change=(changes.append if changes is not None else None),
+    )
+
+
+def test_the_circuit_opens_after_consecutive_failures_and_fails_fast() -> None:
+    clock, changes = Clock(), []
+    circuit = breaker(clock, changes)
+    for _ in range(2):
+        circuit.before_call()
+        circuit.failed()
+    circuit.before_call()
+    circuit.succeeded()  # a success in between resets the count
+    for _ in range(3):
+        circuit.before_call()
+        circuit.failed()
+    assert circuit.state is State.OPEN
+    clock.now += 2
+    with pytest.raises(CircuitOpen) as refused:
+        circuit.before_call()
+    assert refused.value.retry_after == pytest.approx(3)
+    assert changes == [State.OPEN]
+
+
+def test_after_the_reset_time_one_trial_call_decides() -> None:
+    clock = Clock()
+    circuit = breaker(clock)
+    for _ in range(3):
+        circuit.failed()
+    clock.now += 5
+    circuit.before_call()  # the trial
+    assert circuit.state is State.HALF_OPEN
+    with pytest.raises(CircuitOpen):
+        circuit.before_call()  # only one trial at a time
+    circuit.failed()
+    assert circuit.state is State.OPEN  # the trial failed: open again, for a full period
+    clock.now += 4.9
+    with pytest.raises(CircuitOpen):
+        circuit.before_call()
+    clock.now += 0.1
+    circuit.before_call()
+    circuit.succeeded()
+    assert circuit.state is State.CLOSED
+    circuit.before_call()  # closed: calls flow
+
+
+def test_a_trial_that_ends_without_a_verdict_frees_the_next_trial() -> None:
+    clock = Clock()
+    circuit = breaker(clock)
+    for _ in range(3):
+        circuit.failed()
+    clock.now += 5
+    circuit.before_call()
+    circuit.released()  # e.g. the caller went away
+    circuit.before_call()  # another trial may go
+    assert circuit.state is State.HALF_OPEN
+
+
+def test_a_budget_gives_what_is_left_and_refuses_when_spent() -> None:
+    budget = Budget.of(10)
+    assert 9.9 < budget.remaining() <= 10
+    assert budget.remaining(cap=0.5) == 0.5
+    with pytest.raises(BudgetExhausted):
+        Budget.of(-1).remaining()
+
+
+async def test_identical_concurrent_calls_share_one_and_different_keys_do_not() -> None:
+    shared: list[int] = []
+    coalescer = Coalescer(on_shared=lambda: shared.append(1))
+    calls: list[str] = []
+    gate = asyncio.Event()
+
+    async def fetch(key: str) -> str:
+        calls.append(key)
+        await gate.wait()
+        return f"result of {key}"
+
+    waiting = [
+        asyncio.ensure_future(coalescer.run(key, lambda key=key: fetch(key)))
+        for key in ("alice", "alice", "alice", "bob")
+    ]
+    await asyncio.sleep(0)
+    gate.set()
+    results = await asyncio.gather(*waiting)
+    assert results == ["result of alice"] * 3 + ["result of bob"]
+    assert calls == ["alice", "bob"]
+    assert len(shared) == 2
+    assert len(coalescer) == 0  # nothing kept once done
+    await coalescer.run("alice", lambda: fetch("alice"))
+    assert calls == ["alice", "bob", "alice"]  # a later call is a new call
+
+
+async def test_a_failure_reaches_every_sharer_and_one_leaving_cancels_nothing() -> None:
+    coalescer = Coalescer()
+    gate = asyncio.Event()
+
+    async def failing() -> str:
+        await gate.wait()
+        raise ValueError("orders said no")
+
+    first = asyncio.ensure_future(coalescer.run("k", failing))
+    second = asyncio.ensure_future(coalescer.run("k", failing))
+    leaver = asyncio.ensure_future(coalescer.run("k", failing))
+    await asyncio.sleep(0)
+    leaver.cancel()  # its client hung up
+    await asyncio.sleep(0)
+    gate.set()
+    for waiter in (first, second):
+        with pytest.raises(ValueError, match="orders said no"):
+            await waiter
+    assert leaver.cancelled()
