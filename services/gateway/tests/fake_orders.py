@@ -73,6 +73,22 @@ class FakeOrders(orders_pb2_grpc.OrdersServiceServicer):
             )
             sent += size
 
+    # Not used by these tests; present because the servicer declares every RPC.
+    async def CreateOrder(
+        self, request: pb.CreateOrderRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.CreateOrderResponse:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "not scripted")
+
+    async def ListOrders(
+        self, request: pb.ListOrdersRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.ListOrdersResponse:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "not scripted")
+
+    async def ConfirmOrder(
+        self, request: pb.ConfirmOrderRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.ConfirmOrderResponse:
+        await context.abort(grpc.StatusCode.UNIMPLEMENTED, "not scripted")
+
 
 async def serve(fake: FakeOrders) -> tuple[grpc.aio.Server, int]:
     server = grpc.aio.server()

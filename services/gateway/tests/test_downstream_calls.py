@@ -19,6 +19,7 @@ import jwt
 import pytest
 from gateway.server import GatewayRuntime
 from gateway.settings import GatewaySettings
+from pydantic import SecretStr
 
 from .fake_orders import FakeOrders, serve
 
@@ -49,7 +50,7 @@ async def start() -> AsyncIterator[Start]:
             http_port=0,
             orders_target=f"127.0.0.1:{port}",
             notify_url="http://127.0.0.1:9",  # nothing there
-            jwt_secret=SECRET,
+            jwt_secret=SecretStr(SECRET),
             jwt_issuer="t",
             jwt_audience="t",
             rate_limit_per_second=10_000,
