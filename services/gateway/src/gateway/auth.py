@@ -2,14 +2,14 @@
 
 `Authenticator.authenticate` turns an `Authorization` header into a `Principal` or
 raises `AuthError` with a short, stable reason. It is synchronous and does no I/O per
-request: the secret and the JWKS keys are prepared once, when it is built.
+request: the secret and the JWKS keys are prepared ahead (from a file when it is
+built, or from a URL by gateway.jwks, which swaps in the key set it fetched).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final
 
@@ -59,10 +59,13 @@ class Authenticator:
         self._algorithms = frozenset(settings.jwt_algorithms)
         self._secret = settings.jwt_secret.get_secret_value()
         self._keys = (
-            load_jwks(settings.jwt_jwks_file, algorithms=self._algorithms)
+            parse_jwks(settings.jwt_jwks_file.read_text(encoding="utf-8"), self._algorithms)
             if settings.jwt_jwks_file is not None
             else {}
         )
+        # Called with no arguments when a token names a key id we do not hold (gateway.jwks
+        # then fetches the key set again: the provider may have rotated its keys).
+        self.on_unknown_key: Callable[[], None] | None = None
         self._audience = settings.jwt_audience
         self._issuer = settings.jwt_issuer
         self._leeway = settings.jwt_leeway_seconds
@@ -107,15 +110,29 @@ class Authenticator:
         kid = header.get("kid")
         key = self._keys.get(kid) if isinstance(kid, str) else None
         if key is None:
+            if self.on_unknown_key is not None:
+                self.on_unknown_key()
             raise AuthError("unknown key id")
         if key.algorithm_name != algorithm:
             raise AuthError("algorithm not allowed")
         return key
 
+    @property
+    def algorithms(self) -> frozenset[str]:
+        return self._algorithms
 
-def load_jwks(path: Path, *, algorithms: frozenset[str]) -> dict[str, jwt.PyJWK]:
-    """The keys of a JWKS file by kid, keeping only those of an allowed algorithm."""
-    key_set = jwt.PyJWKSet.from_json(path.read_text(encoding="utf-8"))
+    @property
+    def key_ids(self) -> frozenset[str]:
+        return frozenset(self._keys)
+
+    def replace_keys(self, keys: dict[str, jwt.PyJWK]) -> None:
+        """Use this key set from now on (one assignment: requests see old or new, whole)."""
+        self._keys = keys
+
+
+def parse_jwks(text: str, algorithms: frozenset[str]) -> dict[str, jwt.PyJWK]:
+    """The keys of a JWKS document by kid, keeping only those of an allowed algorithm."""
+    key_set = jwt.PyJWKSet.from_json(text)
     return {
         key.key_id: key
         for key in key_set.keys

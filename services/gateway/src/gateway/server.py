@@ -15,9 +15,11 @@ gateway out of the load balancer would turn a partial outage into a total one.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Final
 
+import httpx
 from prometheus_client import CollectorRegistry
 from servicekit.health import Readiness
 from servicekit.lifecycle import EmbeddedHttpServer
@@ -27,6 +29,7 @@ from starlette.middleware.cors import CORSMiddleware
 
 from gateway.api import Downstreams, build_api
 from gateway.auth import Authenticator
+from gateway.jwks import JwksRefresher
 from gateway.metrics import GatewayMetrics
 from gateway.middleware import BodyLimit, LoadShedder, RateLimiter, TrustedHost
 from gateway.middleware.asgi import ASGIApp, Receive, Scope, Send
@@ -54,6 +57,10 @@ class GatewayRuntime:
         self.readiness = Readiness()
         self.orders = OrdersClient(settings.orders_target, breaker=self._breaker("orders"))
         self.notify = NotifyClient(settings.notify_url, breaker=self._breaker("notify"))
+        self.authenticator = Authenticator(settings)
+        self._jwks: JwksRefresher | None = None
+        self._jwks_client: httpx.AsyncClient | None = None
+        self._background: list[asyncio.Task[None]] = []
         coalescer = Coalescer()
         self.api = build_api(
             settings, Downstreams(self.orders, self.notify, self.metrics, coalescer)
@@ -63,6 +70,7 @@ class GatewayRuntime:
             api=self.api,
             ops=build_ops_app(readiness=self.readiness, registry=self.registry),
             metrics=self.metrics,
+            authenticator=self.authenticator,
         )
         self._http = EmbeddedHttpServer(
             self.app,
@@ -78,6 +86,17 @@ class GatewayRuntime:
 
     async def start(self) -> None:
         await self._http.start()
+        if self.settings.jwt_jwks_url is not None:
+            self._jwks_client = httpx.AsyncClient(trust_env=False)
+            self._jwks = JwksRefresher(
+                self.settings.jwt_jwks_url,
+                self.authenticator,
+                refresh_seconds=self.settings.jwt_jwks_refresh_seconds,
+                min_refetch_seconds=self.settings.jwt_jwks_refetch_seconds,
+                client=self._jwks_client,
+            )
+            self.readiness.add_check("jwks", self._jwks.check)
+            self._background.append(asyncio.create_task(self._jwks.run()))
         self.readiness.mark_started()
         log.info(
             "gateway started",
@@ -95,6 +114,11 @@ class GatewayRuntime:
         self._stopped = True
         self.readiness.start_draining()
         await self._http.stop(timeout=self.settings.drain_seconds + 1)
+        for task in self._background:
+            task.cancel()
+        await asyncio.gather(*self._background, return_exceptions=True)
+        if self._jwks_client is not None:
+            await self._jwks_client.aclose()
         await self.orders.close(grace=1.0)
         await self.notify.aclose()
         log.info("gateway stopped")
@@ -115,7 +139,12 @@ class GatewayRuntime:
 
 
 def build_app(
-    settings: GatewaySettings, *, api: ASGIApp, ops: ASGIApp, metrics: GatewayMetrics
+    settings: GatewaySettings,
+    *,
+    api: ASGIApp,
+    ops: ASGIApp,
+    metrics: GatewayMetrics,
+    authenticator: Authenticator,
 ) -> ASGIApp:
     """The whole ASGI app: ops endpoints first, then the protective chain around `api`."""
     chain: ASGIApp = RateLimiter(
@@ -125,7 +154,7 @@ def build_app(
         key=subject_key,
         on_limited=metrics.rate_limited.inc,
     )
-    chain = Authenticate(chain, authenticator=Authenticator(settings))
+    chain = Authenticate(chain, authenticator=authenticator)
     chain = BodyLimit(chain, max_bytes=settings.max_body_bytes)
     shedder = LoadShedder(chain, max_in_flight=settings.max_in_flight, on_shed=metrics.shed.inc)
     metrics.in_flight.set_function(lambda: shedder.in_flight)

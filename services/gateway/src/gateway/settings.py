@@ -99,6 +99,21 @@ class GatewaySettings(ServiceSettings):
         default=None,
         description="JSON Web Key Set file with the public keys (by kid) for RS256/ES256",
     )
+    jwt_jwks_url: str | None = Field(
+        default=None,
+        pattern=r"^https?://",
+        description="URL of the identity provider's JSON Web Key Set, fetched at start "
+        "and refreshed (instead of jwt_jwks_file)",
+    )
+    jwt_jwks_refresh_seconds: float = Field(
+        default=300.0, ge=10, le=86_400, description="how often the JWKS URL is fetched again"
+    )
+    jwt_jwks_refetch_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        le=3600,
+        description="least time between two fetches caused by tokens with unknown key ids",
+    )
     jwt_issuer: str = Field(
         default=DEV_JWT_ISSUER, min_length=1, description="required `iss` claim of a token"
     )
@@ -149,6 +164,9 @@ class GatewaySettings(ServiceSettings):
             and len(self.jwt_secret.get_secret_value().encode()) < MIN_HS256_SECRET_BYTES
         ):
             raise ValueError(f"jwt_secret must be at least {MIN_HS256_SECRET_BYTES} bytes long")
-        if ASYMMETRIC_ALGORITHMS.intersection(self.jwt_algorithms) and self.jwt_jwks_file is None:
-            raise ValueError("RS256/ES256 in jwt_algorithms need jwt_jwks_file")
+        key_sources = (self.jwt_jwks_file, self.jwt_jwks_url)
+        if ASYMMETRIC_ALGORITHMS.intersection(self.jwt_algorithms) and key_sources == (None, None):
+            raise ValueError("RS256/ES256 in jwt_algorithms need jwt_jwks_file or jwt_jwks_url")
+        if None not in key_sources:
+            raise ValueError("set jwt_jwks_file or jwt_jwks_url, not both")
         return self
