@@ -111,7 +111,7 @@ def wait_until_idle(url: str, seconds: float = 30) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         metrics = httpx.get(f"{url}/metrics", timeout=5).text
-        match = re.search(r"^ordermesh_gateway_requests_in_flight ([\d.]+)$", metrics, re.M)
+        match = re.search(r"^ordermesh_http_server_requests_in_flight ([\d.]+)$", metrics, re.M)
         if match is None or float(match.group(1)) == 0:
             return
         time.sleep(0.2)

@@ -129,3 +129,25 @@ async def test_the_export_streams_100k_orders_in_bounded_memory(start: Start) ->
     # The whole export is ~25 MB of JSON; streaming holds a few batches at a time.
     assert size > 20_000_000
     assert growth < size / 5, (growth, size)
+
+
+async def test_red_metrics_name_routes_methods_and_outcomes(start: Start) -> None:
+    _, client, runtime = await start(FakeOrders())
+    order = f"/v1/orders/{uuid.uuid4()}"
+    assert (await client.get(order, headers=token())).status_code == 200
+    assert (await client.get(order)).status_code == 401  # refused before routing
+    summary = await client.get(f"{order}/summary", headers=token())
+    assert summary.json()["degraded"] is True  # notify_url points at nothing
+
+    def sample(name: str, **labels: str) -> float:
+        return runtime.registry.get_sample_value(name, labels) or 0.0
+
+    http = "ordermesh_http_server_request_duration_seconds_count"
+    route = "/v1/orders/{order_id}"
+    assert sample(http, method="GET", route=route, status_class="2xx") == 1
+    assert sample(http, method="GET", route="unrouted", status_class="4xx") == 1
+    assert sample(http, method="GET", route=route + "/summary", status_class="2xx") == 1
+    grpc_calls = "ordermesh_grpc_client_duration_seconds_count"
+    assert sample(grpc_calls, method="GetOrder", code="OK") == 2
+    notify_calls = "ordermesh_http_client_duration_seconds_count"
+    assert sample(notify_calls, target="notify", outcome="error") == 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from gateway.resilience import State
 
@@ -17,11 +17,6 @@ class GatewayMetrics:
         self.shed = Counter(
             "ordermesh_gateway_shed_total",
             "Requests answered 503 at once because too many were in flight",
-            registry=registry,
-        )
-        self.in_flight = Gauge(
-            "ordermesh_gateway_requests_in_flight",
-            "API requests being handled now (what the load shedder bounds)",
             registry=registry,
         )
         self.rate_limited = Counter(
@@ -41,6 +36,13 @@ class GatewayMetrics:
             ["route"],
             registry=registry,
         )
+        self.notify_calls = Histogram(
+            "ordermesh_http_client_duration_seconds",
+            "Outbound HTTP calls, by target and outcome (2xx, 4xx, 5xx, error)",
+            ["target", "outcome"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+            registry=registry,
+        )
         self.degraded = Counter(
             "ordermesh_gateway_degraded_summaries_total",
             "Order summaries answered without notifications (notify slow, down or failing)",
@@ -50,3 +52,6 @@ class GatewayMetrics:
             self.circuit_state.labels(downstream=downstream).set(State.CLOSED.value)
         for route in COALESCED_ROUTES:
             self.coalesced.labels(route=route)
+
+    def observe_notify_call(self, outcome: str, seconds: float) -> None:
+        self.notify_calls.labels("notify", outcome).observe(seconds)

@@ -8,6 +8,8 @@ count towards notify's circuit breaker.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any, Final
 
 import httpx
@@ -31,6 +33,7 @@ class NotifyClient:
         *,
         breaker: CircuitBreaker,
         transport: httpx.AsyncBaseTransport | None = None,
+        observe: Callable[[str, float], None] = lambda outcome, seconds: None,
     ) -> None:
         limits = httpx.Limits(
             max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS
@@ -41,6 +44,7 @@ class NotifyClient:
             trust_env=False,
         )
         self.breaker = breaker
+        self._observe = observe
 
     async def aclose(self) -> None:
         await self._client.aclose()
@@ -52,6 +56,7 @@ class NotifyClient:
         self.breaker.before_call()
         headers: dict[str, str] = {}
         propagate.inject(headers)
+        started = time.perf_counter()
         try:
             response = await self._client.get(
                 "/v1/notifications",
@@ -60,11 +65,13 @@ class NotifyClient:
                 timeout=timeout,
             )
         except httpx.HTTPError as error:
+            self._observe("error", time.perf_counter() - started)
             self.breaker.failed()
             raise NotifyUnavailable(f"{type(error).__name__}: {error}") from error
         except BaseException:
             self.breaker.released()
             raise
+        self._observe(f"{response.status_code // 100}xx", time.perf_counter() - started)
         if response.status_code >= 500:
             self.breaker.failed()
             raise NotifyUnavailable(f"notify answered {response.status_code}")

@@ -68,8 +68,16 @@ CHANNEL_OPTIONS: Final = (
 class OrdersClient:
     """Typed calls to orders; gRPC errors come out as gateway.problems.ApiError."""
 
-    def __init__(self, target: str, *, breaker: CircuitBreaker) -> None:
-        self._channel = grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
+    def __init__(
+        self,
+        target: str,
+        *,
+        breaker: CircuitBreaker,
+        interceptors: Sequence[grpc.aio.ClientInterceptor] = (),
+    ) -> None:
+        self._channel = grpc.aio.insecure_channel(
+            target, options=CHANNEL_OPTIONS, interceptors=interceptors
+        )
         self._stub = orders_pb2_grpc.OrdersServiceStub(self._channel)
         self.breaker = breaker
 

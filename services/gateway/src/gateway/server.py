@@ -21,7 +21,9 @@ from typing import Final
 
 import httpx
 from prometheus_client import CollectorRegistry
+from servicekit.grpc_metrics import GrpcClientMetrics
 from servicekit.health import Readiness
+from servicekit.http_metrics import HttpServerMetrics, MeasureHttp
 from servicekit.lifecycle import EmbeddedHttpServer
 from servicekit.metrics import new_registry
 from servicekit.ops_app import build_ops_app
@@ -55,8 +57,16 @@ class GatewayRuntime:
         self.registry = registry or new_registry()
         self.metrics = GatewayMetrics(self.registry)
         self.readiness = Readiness()
-        self.orders = OrdersClient(settings.orders_target, breaker=self._breaker("orders"))
-        self.notify = NotifyClient(settings.notify_url, breaker=self._breaker("notify"))
+        self.orders = OrdersClient(
+            settings.orders_target,
+            breaker=self._breaker("orders"),
+            interceptors=[GrpcClientMetrics(self.registry)],  # type: ignore[list-item]
+        )
+        self.notify = NotifyClient(
+            settings.notify_url,
+            breaker=self._breaker("notify"),
+            observe=self.metrics.observe_notify_call,
+        )
         self.authenticator = Authenticator(settings)
         self._jwks: JwksRefresher | None = None
         self._jwks_client: httpx.AsyncClient | None = None
@@ -70,6 +80,7 @@ class GatewayRuntime:
             api=self.api,
             ops=build_ops_app(readiness=self.readiness, registry=self.registry),
             metrics=self.metrics,
+            http_metrics=HttpServerMetrics(self.registry),
             authenticator=self.authenticator,
         )
         self._http = EmbeddedHttpServer(
@@ -144,6 +155,7 @@ def build_app(
     api: ASGIApp,
     ops: ASGIApp,
     metrics: GatewayMetrics,
+    http_metrics: HttpServerMetrics,
     authenticator: Authenticator,
 ) -> ASGIApp:
     """The whole ASGI app: ops endpoints first, then the protective chain around `api`."""
@@ -156,9 +168,7 @@ def build_app(
     )
     chain = Authenticate(chain, authenticator=authenticator)
     chain = BodyLimit(chain, max_bytes=settings.max_body_bytes)
-    shedder = LoadShedder(chain, max_in_flight=settings.max_in_flight, on_shed=metrics.shed.inc)
-    metrics.in_flight.set_function(lambda: shedder.in_flight)
-    chain = shedder
+    chain = LoadShedder(chain, max_in_flight=settings.max_in_flight, on_shed=metrics.shed.inc)
     if settings.cors_origins:
         chain = CORSMiddleware(
             chain,
@@ -170,6 +180,7 @@ def build_app(
         )
     chain = TrustedHost(chain, allowed_hosts=settings.allowed_hosts)
     chain = RequestContext(chain)
+    chain = MeasureHttp(chain, http_metrics)  # outermost: refusals are measured too
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in OPS_PATHS:

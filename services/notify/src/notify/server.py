@@ -18,6 +18,7 @@ import asyncpg
 from prometheus_client import CollectorRegistry
 from servicekit.failpoints import Failpoints
 from servicekit.health import Readiness
+from servicekit.http_metrics import HttpServerMetrics, MeasureHttp
 from servicekit.lifecycle import EmbeddedHttpServer
 from servicekit.metrics import new_registry
 from servicekit.ops_app import build_ops_app
@@ -67,7 +68,7 @@ class NotifyRuntime:
             sender=self.sender,
             metrics=self.metrics,
         )
-        self._app.api = build_api(service=service)
+        self._app.api = MeasureHttp(build_api(service=service), HttpServerMetrics(self.registry))
         consumer = EventConsumer(
             service=service,
             metrics=self.metrics,

@@ -23,6 +23,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 from prometheus_client import CollectorRegistry
 from servicekit.failpoints import Failpoints
+from servicekit.grpc_metrics import GrpcServerMetrics
 from servicekit.health import Readiness
 from servicekit.lifecycle import EmbeddedHttpServer
 from servicekit.metrics import new_registry
@@ -139,6 +140,7 @@ class OrdersRuntime:
     def _build_grpc_server(self, service: OrdersService) -> grpc.aio.Server:
         s = self.settings
         server = grpc.aio.server(
+            interceptors=[GrpcServerMetrics(self.registry)],
             maximum_concurrent_rpcs=s.max_concurrent_rpcs,
             options=[
                 # Never share the port with another process by accident.

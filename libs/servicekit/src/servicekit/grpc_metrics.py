@@ -1,0 +1,117 @@
+"""RED metrics of gRPC servers and clients, as grpc.aio interceptors.
+
+Server: duration by method and status code, for unary and server-streaming RPCs (a
+stream is timed until its last message). Client: duration by method and status code
+of unary calls, retries included (the time the caller waited). Methods come from the
+service's own descriptors, so the label set is closed.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, Final
+
+import grpc
+from prometheus_client import CollectorRegistry, Histogram
+
+BUCKETS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60)
+
+
+def _method_name(full: str) -> str:
+    """`/ordermesh.orders.v1.OrdersService/GetOrder` → `GetOrder`; unknown shapes → `other`."""
+    _, _, name = full.rpartition("/")
+    return name or "other"
+
+
+class GrpcServerMetrics(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.duration = Histogram(
+            "ordermesh_grpc_server_handling_seconds",
+            "gRPC calls handled, by method and status code",
+            ["method", "code"],
+            buckets=BUCKETS,
+            registry=registry,
+        )
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Any]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> Any:
+        handler = await continuation(handler_call_details)
+        if handler is None:  # no such method: gRPC answers UNIMPLEMENTED
+            return None
+        method = _method_name(handler_call_details.method)
+        if handler.unary_unary is not None:
+            return grpc.unary_unary_rpc_method_handler(
+                self._unary(handler.unary_unary, method),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        if handler.unary_stream is not None:
+            return grpc.unary_stream_rpc_method_handler(
+                self._stream(handler.unary_stream, method),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        return handler
+
+    def _unary(self, behavior: Any, method: str) -> Any:
+        async def timed(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+            started = time.perf_counter()
+            try:
+                return await behavior(request, context)
+            finally:
+                self._observe(method, context, started)
+
+        return timed
+
+    def _stream(self, behavior: Any, method: str) -> Any:
+        async def timed(
+            request: Any, context: grpc.aio.ServicerContext[Any, Any]
+        ) -> AsyncIterator[Any]:
+            started = time.perf_counter()
+            try:
+                async for response in behavior(request, context):
+                    yield response
+            finally:
+                self._observe(method, context, started)
+
+        return timed
+
+    def _observe(
+        self, method: str, context: grpc.aio.ServicerContext[Any, Any], started: float
+    ) -> None:
+        code = context.code()
+        name = code.name if isinstance(code, grpc.StatusCode) else "OK"
+        self.duration.labels(method, name).observe(time.perf_counter() - started)
+
+
+class GrpcClientMetrics(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[type-arg]
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.duration = Histogram(
+            "ordermesh_grpc_client_duration_seconds",
+            "gRPC unary calls made, by method and status code (retries included)",
+            ["method", "code"],
+            buckets=BUCKETS,
+            registry=registry,
+        )
+
+    async def intercept_unary_unary(
+        self,
+        continuation: Callable[[Any, Any], Awaitable[Any]],
+        client_call_details: grpc.aio.ClientCallDetails,
+        request: Any,
+    ) -> Any:
+        started = time.perf_counter()
+        call = await continuation(client_call_details, request)
+        raw: Any = client_call_details.method  # bytes in grpc.aio, whatever the stubs say
+        name = _method_name(raw.decode() if isinstance(raw, bytes) else str(raw))
+        try:
+            await call
+        except grpc.aio.AioRpcError as error:
+            self.duration.labels(name, error.code().name).observe(time.perf_counter() - started)
+            raise
+        self.duration.labels(name, "OK").observe(time.perf_counter() - started)
+        return call
