@@ -176,6 +176,17 @@ async def test_the_runtime_serves_api_and_ops_on_one_port(start_runtime: Runtime
         history = await http.get("/v1/notifications", params={"order_id": str(uuid.uuid4())})
         assert history.status_code == 200
         assert (await http.get("/v1/notifications")).status_code == 422
+        # RED metrics of the API, and the pool the history query went through.
+        metrics = (await http.get("/metrics")).text
+        route = 'route="/v1/notifications"'
+        assert f'method="GET",{route},status_class="2xx"' in metrics
+        assert f'method="GET",{route},status_class="4xx"' in metrics
+        pool = runtime.registry.get_sample_value
+        assert (pool("ordermesh_db_pool_acquire_seconds_count", {"pool": "api"}) or 0) >= 1
+        assert (pool("ordermesh_db_pool_connections", {"pool": "api"}) or 0) >= 1
+        assert pool("ordermesh_db_pool_max_connections", {"pool": "api"}) == (
+            runtime.settings.db_pool_max_size
+        )
     await runtime.stop()
     async with httpx.AsyncClient(base_url=base) as http:
         with pytest.raises(httpx.ConnectError):

@@ -147,3 +147,24 @@ async def _change(stub: OrdersServiceStub, action: str, order_id: str) -> None:
         await stub.CancelOrder(pb.CancelOrderRequest(customer_id="alice", order_id=order_id))
     else:
         await stub.ConfirmOrder(pb.ConfirmOrderRequest(customer_id="alice", order_id=order_id))
+
+
+async def test_rpcs_and_pool_waits_are_measured(
+    runtime: OrdersRuntime, stub: OrdersServiceStub
+) -> None:
+    created = await stub.CreateOrder(create_request())
+    await stub.GetOrder(pb.GetOrderRequest(customer_id="alice", order_id=created.order.id))
+    with pytest.raises(grpc.aio.AioRpcError):
+        await stub.GetOrder(pb.GetOrderRequest(customer_id="alice", order_id="nope"))
+    batches = [b async for b in stub.ExportOrders(pb.ExportOrdersRequest(customer_id="alice"))]
+    assert sum(len(b.orders) for b in batches) == 1
+
+    def sample(name: str, **labels: str) -> float:
+        return runtime.registry.get_sample_value(name, labels) or 0.0
+
+    handled = "ordermesh_grpc_server_handling_seconds_count"
+    assert sample(handled, method="CreateOrder", code="OK") == 1
+    assert sample(handled, method="GetOrder", code="OK") == 1
+    assert sample(handled, method="GetOrder", code="INVALID_ARGUMENT") == 1
+    assert sample(handled, method="ExportOrders", code="OK") == 1
+    assert sample("ordermesh_db_pool_acquire_seconds_count", pool="api") >= 2

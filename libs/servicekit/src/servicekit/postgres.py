@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import TypeAlias
@@ -20,6 +21,7 @@ from asyncpg.pool import PoolConnectionProxy
 
 from servicekit.backoff import Backoff
 from servicekit.migrations import migrate
+from servicekit.pool_metrics import acquire_histogram
 from servicekit.settings import DatabaseSettings
 
 log = logging.getLogger(__name__)
@@ -113,12 +115,18 @@ class Database:
     @contextlib.asynccontextmanager
     async def connection(self, pool: asyncpg.Pool, *, timeout: float) -> AsyncIterator[Connection]:
         """A pooled connection; connectivity problems surface as the service's error."""
+        waited = acquire_histogram(pool)
+        started = time.perf_counter()
         try:
             async with pool.acquire(timeout=timeout) as conn:
+                if waited is not None:
+                    waited.observe(time.perf_counter() - started)
                 yield conn
         except CONNECTIVITY_ERRORS as exc:
             raise self.unavailable(type(exc).__name__) from exc
         except TimeoutError as exc:
+            if waited is not None:
+                waited.observe(time.perf_counter() - started)
             # pool.acquire's own timeout; a caller's deadline arrives as cancellation instead
             raise self.unavailable(f"no connection free within {timeout}s") from exc
 

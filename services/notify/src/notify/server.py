@@ -22,6 +22,7 @@ from servicekit.http_metrics import HttpServerMetrics, MeasureHttp
 from servicekit.lifecycle import EmbeddedHttpServer
 from servicekit.metrics import new_registry
 from servicekit.ops_app import build_ops_app
+from servicekit.pool_metrics import PoolMetrics
 
 from notify.api import HttpApp, build_api
 from notify.consumer import EventConsumer
@@ -44,6 +45,7 @@ class NotifyRuntime:
         self.registry = registry or new_registry()
         self.metrics = NotifyMetrics(self.registry)
         self.readiness = Readiness()
+        self._pool_metrics = PoolMetrics(self.registry)
         self.pool: asyncpg.Pool | None = None
         self.sender: Sender | None = None
         self.subscription: Subscription | None = None
@@ -58,6 +60,7 @@ class NotifyRuntime:
     async def start(self) -> None:
         await self._http.start()
         self.pool = pool = await DATABASE.open_pool(self.settings)
+        self._pool_metrics.watch(pool, name="api")
         timeout = self.settings.db_acquire_timeout_seconds
         self.readiness.add_check("database", lambda: DATABASE.ping(pool, timeout=timeout))
         self.sender = build_sender(self.settings)
@@ -95,5 +98,6 @@ class NotifyRuntime:
         if self.pool is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.pool.close(), timeout=5)
+            self._pool_metrics.forget(self.pool)
         await self._http.stop()
         log.info("notify stopped")

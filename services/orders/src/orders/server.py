@@ -28,6 +28,7 @@ from servicekit.health import Readiness
 from servicekit.lifecycle import EmbeddedHttpServer
 from servicekit.metrics import new_registry
 from servicekit.ops_app import build_ops_app
+from servicekit.pool_metrics import PoolMetrics
 
 from orders.db import DATABASE
 from orders.metrics import OrdersMetrics
@@ -53,6 +54,7 @@ class OrdersRuntime:
         self.metrics = OrdersMetrics(self.registry)
         self.failpoints = Failpoints(settings.failpoints)
         self.readiness = Readiness()
+        self._pool_metrics = PoolMetrics(self.registry)
         self.pool: asyncpg.Pool | None = None
         self._ops = EmbeddedHttpServer(
             build_ops_app(readiness=self.readiness, registry=self.registry),
@@ -77,6 +79,7 @@ class OrdersRuntime:
     async def start(self) -> None:
         await self._ops.start()
         self.pool = await DATABASE.open_pool(self.settings)
+        self._pool_metrics.watch(self.pool, name="api")
         pool = self.pool
         self.readiness.add_check(
             "database",
@@ -126,6 +129,7 @@ class OrdersRuntime:
         if self.pool is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.pool.close(), timeout=5)
+            self._pool_metrics.forget(self.pool)
         await self._ops.stop()
         log.info("orders stopped")
 
