@@ -1,4 +1,4 @@
-"""The README stays true: its configuration table and the commands it promises."""
+"""The README stays true: its configuration and metrics tables and the commands it promises."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import shlex
 from pathlib import Path
 
 from ordermesh.config_table import render_config_table
+from ordermesh.metrics_table import render_metrics_table
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 README = REPO_ROOT / "README.md"
@@ -14,12 +15,25 @@ START = "<!-- config-table:start -->"
 END = "<!-- config-table:end -->"
 
 
-def _config_section(text: str) -> str:
-    assert text.count(START) == 1, f"README.md needs exactly one {START} marker"
-    assert text.count(END) == 1, f"README.md needs exactly one {END} marker"
-    _, _, rest = text.partition(START)
-    section, _, _ = rest.partition(END)
+def _config_section(text: str, start: str = START, end: str = END) -> str:
+    assert text.count(start) == 1, f"README.md needs exactly one {start} marker"
+    assert text.count(end) == 1, f"README.md needs exactly one {end} marker"
+    _, _, rest = text.partition(start)
+    section, _, _ = rest.partition(end)
     return section
+
+
+def test_metrics_table_matches_the_instruments() -> None:
+    start, end = "<!-- metrics-table:start -->", "<!-- metrics-table:end -->"
+    section = _config_section(README.read_text(), start, end)
+    assert section.strip() == render_metrics_table().strip(), (
+        "the metrics table in README.md is out of date: run `ordermesh metrics-table` "
+        f"and paste its output between {start} and {end}"
+    )
+    table = render_metrics_table()
+    # Counters are listed under the name Prometheus exposes, with _total.
+    assert "| `ordermesh_gateway_shed_total` | counter | - | gateway |" in table
+    assert "`method`, `route`, `status_class`" in table
 
 
 def test_config_table_matches_the_settings_classes() -> None:

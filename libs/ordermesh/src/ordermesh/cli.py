@@ -1,4 +1,5 @@
-"""The `ordermesh` developer command: `up`, `proto`, `pins`, `config-table` and `token`."""
+"""The `ordermesh` developer command: `up`, `proto`, `pins`, `config-table`,
+`metrics-table` and `token`."""
 
 from __future__ import annotations
 
@@ -82,6 +83,9 @@ def _parser() -> argparse.ArgumentParser:
     table = commands.add_parser("config-table", help="print the README configuration table")
     table.set_defaults(command=_config_table)
 
+    metrics = commands.add_parser("metrics-table", help="print the README metrics table")
+    metrics.set_defaults(command=_metrics_table)
+
     token = commands.add_parser(
         "token",
         help="print an HS256 bearer token the gateway accepts in development",
@@ -132,6 +136,13 @@ def _pins(args: argparse.Namespace) -> int:
     changed = write_pins(pins)
     state = "updated" if changed else "already up to date"
     print(f"{len(pins)} pins in {PYPROJECT.relative_to(REPO_ROOT)}: {state}")
+    return 0
+
+
+def _metrics_table(args: argparse.Namespace) -> int:
+    from ordermesh.metrics_table import render_metrics_table
+
+    sys.stdout.write(render_metrics_table())
     return 0
 
 
