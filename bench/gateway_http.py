@@ -30,23 +30,16 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import jwt
 import psutil
+from ordermesh.token import SECRET_VARIABLE, mint_dev_token
 
-DEV_SECRET = "dev-secret-change-me-not-for-production"  # noqa: S105 (the public dev default)
 _UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
 
-def token(secret: str) -> str:
-    now = int(time.time())
-    claims = {
-        "sub": f"bench-{uuid.uuid4().hex[:8]}",
-        "iss": "ordermesh-dev",
-        "aud": "ordermesh-api",
-        "iat": now,
-        "exp": now + 24 * 3600,
-    }
-    return jwt.encode(claims, secret, algorithm="HS256")
+def token(environ: dict[str, str]) -> str:
+    """A day-long dev token for a subject of its own (the gateway's own minting)."""
+    subject = f"bench-{uuid.uuid4().hex[:8]}"
+    return mint_dev_token(subject=subject, ttl_seconds=24 * 3600, environ=environ)
 
 
 def create_order(url: str, bearer: str) -> str:
@@ -135,7 +128,9 @@ def summarise(values: list[float]) -> dict[str, float]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--url", default="http://127.0.0.1:8080")
-    parser.add_argument("--jwt-secret", default=os.environ.get("GATEWAY_JWT_SECRET", DEV_SECRET))
+    parser.add_argument(
+        "--jwt-secret", help="the gateway's HS256 secret (default: $GATEWAY_JWT_SECRET, else dev)"
+    )
     parser.add_argument("--connections", type=int, nargs="+", default=[64, 256])
     parser.add_argument("--duration", type=float, default=10.0)
     parser.add_argument("--rounds", type=int, default=3)
@@ -144,7 +139,10 @@ def main() -> None:
     if shutil.which("wrk") is None:
         raise SystemExit("wrk is missing: apt-get install wrk")
 
-    bearer = token(args.jwt_secret)
+    environ = dict(os.environ)
+    if args.jwt_secret:
+        environ[SECRET_VARIABLE] = args.jwt_secret
+    bearer = token(environ)
     order_id = create_order(args.url, bearer)
     target = f"{args.url}/v1/orders/{order_id}"
     run_wrk(target, bearer, 64, 2)  # warm-up: connections, caches, JIT-free but still

@@ -10,10 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
-import re
 import signal
-import sys
 import urllib.request
 import uuid
 from collections.abc import AsyncIterator
@@ -27,14 +24,14 @@ import pytest
 from contracts.orders.v1 import orders_pb2, orders_pb2_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from ordermesh.localbroker import amqp_url, create_vhost, delete_vhost
-from servicekit.testing.net import free_ports, port_open
+from servicekit.testing.net import port_open
 from servicekit.testing.postgres import admin, database_url
 
-READY_LINE = "Press Ctrl-C to stop"
+from tests.local_stack import READY_LINE, StackPorts, pid_of, up_command, up_environment
+
 START_SECONDS = 25.0
 STOP_SECONDS = 20.0
 NEEDED_BY = "the `ordermesh up` tests"
-ORDERMESH = Path(sys.executable).with_name("ordermesh")
 
 
 @dataclass
@@ -77,34 +74,21 @@ class Up:
             return await self.process.wait()
 
     def pid_of(self, service: str) -> int:
-        match = re.search(rf"{service} \(.*pid (\d+)\)", self.text())
-        assert match, f"no pid for {service} in:\n{self.text()}"
-        return int(match.group(1))
+        return pid_of(self.text(), service)
 
 
 @contextlib.asynccontextmanager
 async def ordermesh_up(state_dir: Path, **env: str) -> AsyncIterator[Up]:
     """`ordermesh up` on free ports, waited for until ready; killed if the test fails."""
-    assert ORDERMESH.exists(), f"{ORDERMESH} is missing: run `uv sync --all-packages`"
-    pg_port, grpc_port, http_port, notify_port, gateway_port = free_ports(5)
-    given = ("ORDERS_DATABASE_URL", "NOTIFY_DATABASE_URL", "AMQP_URL")
-    environ = {k: v for k, v in os.environ.items() if k not in given}
+    ports = StackPorts.free()
     process = await asyncio.create_subprocess_exec(
-        *(str(ORDERMESH), "up", "--state-dir", str(state_dir), "--pg-port", str(pg_port)),
-        *("--orders-grpc-port", str(grpc_port), "--orders-http-port", str(http_port)),
-        *("--notify-http-port", str(notify_port), "--gateway-http-port", str(gateway_port)),
+        *up_command(state_dir, ports),
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
-        env={
-            **environ,
-            "ORDERS_DRAIN_SECONDS": "1",
-            "NOTIFY_DRAIN_SECONDS": "1",
-            "GATEWAY_DRAIN_SECONDS": "1",
-            **env,
-        },
+        env=up_environment(**env),
     )
-    up = Up(process, grpc_port, http_port, notify_port, gateway_port, pg_port)
+    up = Up(process, ports.grpc, ports.orders_http, ports.notify_http, ports.gateway, ports.pg)
     try:
         await up.read_until(READY_LINE, seconds=START_SECONDS)
         yield up

@@ -10,10 +10,8 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import signal
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -23,12 +21,10 @@ from pathlib import Path
 import httpx
 import pytest
 from ordermesh.localbroker import amqp_url, create_vhost, delete_vhost
-from servicekit.testing.net import free_ports
 
 from tests.e2e.target import Target
+from tests.local_stack import READY_LINE, StackPorts, pid_of, up_command, up_environment
 
-ORDERMESH = Path(sys.executable).with_name("ordermesh")
-READY_LINE = "Press Ctrl-C to stop"
 START_SECONDS = 60.0
 # Small limits for the stack started here (a running stack says its own in the env).
 LOCAL_LIMITS = {
@@ -74,26 +70,26 @@ def _warmed_up(target: Target) -> Target:
 
 @contextlib.contextmanager
 def _local_stack(state_dir: Path) -> Iterator[Target]:
-    assert ORDERMESH.exists(), f"{ORDERMESH} is missing: run `make test`, which installs it"
-    pg, grpc, orders_http, notify_http, gateway = free_ports(5)
+    ports = StackPorts.free()
     vhost = f"e2e-{uuid.uuid4().hex[:8]}"
     create_vhost(vhost)
-    given = ("ORDERS_DATABASE_URL", "NOTIFY_DATABASE_URL", "AMQP_URL")
-    env = {k: v for k, v in os.environ.items() if k not in given and not k.startswith("GATEWAY_")}
-    env |= {"AMQP_URL": amqp_url(vhost), "PYTHONUNBUFFERED": "1", **LOCAL_LIMITS}
-    env |= {f"{name}_DRAIN_SECONDS": "1" for name in ("ORDERS", "NOTIFY", "GATEWAY")}
-    command = [str(ORDERMESH), "up", "--state-dir", str(state_dir), "--pg-port", str(pg)]
-    command += ["--orders-grpc-port", str(grpc), "--orders-http-port", str(orders_http)]
-    command += ["--notify-http-port", str(notify_http), "--gateway-http-port", str(gateway)]
+    env = up_environment(AMQP_URL=amqp_url(vhost), PYTHONUNBUFFERED="1")
+    # The gateway runs with the limits above, never with the caller's GATEWAY_ settings.
+    env = {k: v for k, v in env.items() if not k.startswith("GATEWAY_")}
+    env |= {**LOCAL_LIMITS, "GATEWAY_DRAIN_SECONDS": "1"}
     process = subprocess.Popen(
-        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+        up_command(state_dir, ports),
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     output = _Output(process)
     try:
         output.wait_for(READY_LINE, seconds=START_SECONDS)
-        notify_pid = output.pid_of("notify")
+        notify_pid = pid_of(output.text(), "notify")
         yield Target(
-            url=f"http://127.0.0.1:{gateway}",
+            url=f"http://127.0.0.1:{ports.gateway}",
             max_in_flight=int(LOCAL_LIMITS["GATEWAY_MAX_IN_FLIGHT"]),
             rate_burst=int(LOCAL_LIMITS["GATEWAY_RATE_LIMIT_BURST"]),
             max_body_bytes=int(LOCAL_LIMITS["GATEWAY_MAX_BODY_BYTES"]),
@@ -139,8 +135,3 @@ class _Output:
             if self._process.poll() is not None or time.monotonic() > deadline:
                 pytest.fail(f"`ordermesh up` did not get ready:\n{self.text()}")
             time.sleep(0.1)
-
-    def pid_of(self, service: str) -> int:
-        match = re.search(rf"{service} \(.*pid (\d+)\)", self.text())
-        assert match, f"no pid for {service} in:\n{self.text()}"
-        return int(match.group(1))

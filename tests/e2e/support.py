@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
-import time
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 import httpx
-import pytest
+from servicekit.testing.polling import poll_until as _poll_until
 
 T = TypeVar("T")
 
@@ -22,15 +20,10 @@ ORDER: dict[str, Any] = {
 async def poll_until(
     check: Callable[[], Awaitable[T | None]], *, seconds: float = 20, what: str = "condition"
 ) -> T:
-    """Call `check` until it returns something truthy; fail after `seconds`."""
-    deadline = time.monotonic() + seconds
-    while True:
-        result = await check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what} not met within {seconds}s")
-        await asyncio.sleep(0.1)
+    """servicekit's poll_until, at 10 calls/s: each check is a request to a rate-limited API."""
+    result = await _poll_until(check, seconds=seconds, what=what, interval=0.1)
+    assert result is not None
+    return result
 
 
 async def create_order(

@@ -9,8 +9,9 @@ import httpx
 import pytest
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from prometheus_client import CollectorRegistry
+from servicekit.asgi import Receive, Scope, Send
 from servicekit.grpc_metrics import GrpcClientMetrics, GrpcServerMetrics
-from servicekit.http_metrics import HttpServerMetrics, MeasureHttp, Receive, Scope, Send
+from servicekit.http_metrics import HttpServerMetrics, MeasureHttp
 
 
 class Route:

@@ -12,9 +12,9 @@ import jwt
 import pytest
 from aiohttp import web
 from cryptography.hazmat.primitives.asymmetric import rsa
+from servicekit.testing.polling import poll_until
 
 from .conftest import Start
-from .support_poll import poll_until
 
 
 @dataclass

@@ -6,7 +6,7 @@ import asyncio
 import re
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -84,16 +84,6 @@ async def publish_events(channel: AbstractChannel, events: list[OrderEvent]) -> 
             for event in events
         )
     )
-
-
-async def poll_until(
-    check: Callable[[], Awaitable[bool]], *, seconds: float = 20, what: str = "condition"
-) -> None:
-    deadline = time.monotonic() + seconds
-    while not await check():
-        if time.monotonic() > deadline:
-            pytest.fail(f"{what} not met within {seconds}s")
-        await asyncio.sleep(0.02)
 
 
 async def drain_queue(

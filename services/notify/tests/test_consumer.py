@@ -14,12 +14,12 @@ import pytest
 from aio_pika.abc import AbstractChannel
 from contracts.topology import ORDER_CREATED
 from notify.topology import ATTEMPT_HEADER, DEAD_REASON_HEADER, ROUTING_KEY_HEADER
+from servicekit.testing.polling import poll_until
 
 from .conftest import RuntimeFactory
 from .support import (
     drain_queue,
     order_event,
-    poll_until,
     publish_events,
     publish_raw,
     ready_count,

@@ -21,9 +21,10 @@ import httpx
 import pytest
 from aio_pika.abc import AbstractChannel
 from notify import topology
+from servicekit.testing.polling import poll_until
 
 from .conftest import RuntimeFactory, make_settings
-from .support import order_event, poll_until, publish_events
+from .support import order_event, publish_events
 
 
 def _free_port() -> int:

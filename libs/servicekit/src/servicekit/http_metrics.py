@@ -9,16 +9,11 @@ never the raw path; a request refused before routing (401, 413, 429, 503 ...) is
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any, Final
+from typing import Final
 
 from prometheus_client import CollectorRegistry, Gauge, Histogram
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+from servicekit.asgi import ASGIApp, Message, Receive, Scope, Send
 
 METHODS: Final = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 UNROUTED: Final = "unrouted"

@@ -7,19 +7,12 @@ plain ASGI, so it costs next to nothing per probe or scrape.
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import Any
 
 from prometheus_client import CollectorRegistry
 
+from servicekit.asgi import ASGIApp, Receive, Scope, Send
 from servicekit.health import Readiness
 from servicekit.metrics import CONTENT_TYPE_LATEST, exposition
-
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 _JSON = b"application/json"
 

@@ -46,9 +46,11 @@ def install(app: FastAPI) -> None:
     @app.exception_handler(HTTPException)
     async def http_error(request: Request, exc: HTTPException) -> Response:
         title = _HTTP_TITLES.get(exc.status_code, "Error")
-        error = ApiError(exc.status_code, title.lower().replace(" ", "-"), title, str(exc.detail))
-        error.headers = dict(exc.headers or {})
-        return problem_response(error)
+        slug = title.lower().replace(" ", "-")
+        headers = dict(exc.headers or {})
+        return problem_response(
+            ApiError(exc.status_code, slug, title, str(exc.detail), headers=headers)
+        )
 
     @app.exception_handler(BudgetExhausted)
     async def budget_exhausted(request: Request, exc: BudgetExhausted) -> Response:

@@ -49,12 +49,11 @@ class JwksRefresher:
         self._client = client
         self._wake = asyncio.Event()
         self._last_fetch = -float("inf")
-        self.loaded = False
         authenticator.on_unknown_key = self.request_refresh
 
     async def check(self) -> None:
         """Readiness: raises until a key set was loaded."""
-        if not self.loaded:
+        if not self._authenticator.key_ids:  # a fetch never installs an empty set
             raise KeysNotLoaded(f"no keys fetched from {self._url} yet")
 
     def request_refresh(self) -> None:
@@ -92,6 +91,5 @@ class JwksRefresher:
             raise ValueError("the key set holds no key for the allowed algorithms")
         changed = frozenset(keys) != self._authenticator.key_ids
         self._authenticator.replace_keys(keys)
-        self.loaded = True
         if changed:
             log.info("JWKS keys loaded", extra={"url": self._url, "key_ids": sorted(keys)})

@@ -130,25 +130,18 @@ class GatewaySettings(ServiceSettings):
     @field_validator("allowed_hosts", "cors_origins", mode="before")
     @classmethod
     def _parse_list(cls, value: object) -> object:
-        if isinstance(value, str):
-            text = value.strip()
-            parts = json.loads(text) if text.startswith("[") else text.split(",")
-            return tuple(str(part).strip() for part in parts if str(part).strip())
-        return value
+        return _split(value)
 
     @field_validator("jwt_algorithms", mode="before")
     @classmethod
     def _parse_algorithms(cls, value: object) -> object:
-        if isinstance(value, str):
-            text = value.strip()
-            value = json.loads(text) if text.startswith("[") else text.split(",")
-        if isinstance(value, list | tuple | set | frozenset):
-            names = [str(name).strip() for name in value]
+        names = _split(value)
+        if isinstance(names, tuple):
             # Upper-casing would turn "none" into "NONE"; name it in the error instead.
             if any(name.lower() == "none" for name in names):
                 raise ValueError("the `none` algorithm is never accepted")
-            return tuple(dict.fromkeys(name for name in names if name))
-        return value
+            return tuple(dict.fromkeys(names))
+        return names
 
     @model_validator(mode="after")
     def _check_jwt(self) -> GatewaySettings:
@@ -170,3 +163,14 @@ class GatewaySettings(ServiceSettings):
         if None not in key_sources:
             raise ValueError("set jwt_jwks_file or jwt_jwks_url, not both")
         return self
+
+
+def _split(value: object) -> object:
+    """`a, b` or `["a", "b"]` (or any collection) as a tuple of non-empty stripped strings;
+    anything else is left to pydantic."""
+    if isinstance(value, str):
+        text = value.strip()
+        value = json.loads(text) if text.startswith("[") else text.split(",")
+    if isinstance(value, list | tuple | set | frozenset):
+        return tuple(str(part).strip() for part in value if str(part).strip())
+    return value

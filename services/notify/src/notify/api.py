@@ -14,7 +14,7 @@ import orjson
 from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from servicekit.ops_app import ASGIApp, Receive, Scope, Send
+from servicekit.asgi import ASGIApp, Receive, Scope, Send
 
 from notify.errors import DatabaseUnavailable
 from notify.pagination import InvalidCursor, decode_cursor, encode_cursor

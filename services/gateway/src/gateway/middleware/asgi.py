@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, MutableMapping
-from typing import Any
+from collections.abc import Iterable
+
+from servicekit.asgi import ASGIApp, Message, Receive, Scope, Send
 
 from gateway.problems import PROBLEM_CONTENT_TYPE, problem_body
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+__all__ = [
+    "ASGIApp",
+    "Headers",
+    "Message",
+    "Receive",
+    "Scope",
+    "Send",
+    "header_values",
+    "send_problem",
+]
+
 Headers = Iterable[tuple[bytes, bytes]]
 
 
