@@ -151,3 +151,22 @@ async def test_red_metrics_name_routes_methods_and_outcomes(start: Start) -> Non
     assert sample(grpc_calls, method="GetOrder", code="OK") == 2
     notify_calls = "ordermesh_http_client_duration_seconds_count"
     assert sample(notify_calls, target="notify", outcome="error") == 1
+
+
+async def test_an_export_abandoned_during_a_trial_frees_the_circuit(start: Start) -> None:
+    fake, client, _ = await start(
+        FakeOrders(export_count=50_000), breaker_failures=1, breaker_reset_seconds=0.2
+    )
+    fake.fail_with = [grpc.StatusCode.INTERNAL]
+    assert (
+        await client.post(f"/v1/orders/{uuid.uuid4()}/cancel", headers=token())
+    ).status_code == 502
+    await asyncio.sleep(0.3)  # the circuit is half-open: the next call is its trial
+    async with client.stream("GET", "/v1/orders/export", headers=token()) as response:
+        assert response.status_code == 200
+        async for _ in response.aiter_bytes():
+            break  # the client hangs up after the first chunk
+    await asyncio.sleep(0.3)
+    # The abandoned trial gave no verdict; the next call may try again (and succeeds).
+    response = await client.get(f"/v1/orders/{uuid.uuid4()}", headers=token())
+    assert response.status_code == 200, response.text

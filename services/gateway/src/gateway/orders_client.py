@@ -121,9 +121,13 @@ class OrdersClient:
         except grpc.aio.AioRpcError as error:
             self._account(error)
             raise to_api_error(error) from None
+        except BaseException:
+            self.breaker.released()  # the client left mid-stream: no verdict on orders
+            raise
+        else:
+            self.breaker.succeeded()
         finally:
             call.cancel()  # a no-op when complete; stops orders when the client left
-        self.breaker.succeeded()
 
     async def _unary(
         self,
