@@ -12,7 +12,6 @@ import contextlib
 import os
 import signal
 import subprocess
-import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -24,6 +23,7 @@ from ordermesh.localbroker import amqp_url, create_vhost, delete_vhost
 
 from tests.e2e.target import Target
 from tests.local_stack import READY_LINE, StackPorts, pid_of, up_command, up_environment
+from tests.stack_process import Output, stop_stack
 
 START_SECONDS = 60.0
 # Small limits for the stack started here (a running stack says its own in the env).
@@ -84,7 +84,7 @@ def _local_stack(state_dir: Path) -> Iterator[Target]:
         stderr=subprocess.STDOUT,
         text=True,
     )
-    output = _Output(process)
+    output = Output(process)
     try:
         output.wait_for(READY_LINE, seconds=START_SECONDS)
         notify_pid = pid_of(output.text(), "notify")
@@ -97,41 +97,5 @@ def _local_stack(state_dir: Path) -> Iterator[Target]:
             resume_notify=lambda: os.kill(notify_pid, signal.SIGCONT),
         )
     finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        output.close()
+        stop_stack(process, output)
         delete_vhost(vhost)
-
-
-class _Output:
-    """Collects a child's output in a thread, so waiting on it can time out."""
-
-    def __init__(self, process: subprocess.Popen[str]) -> None:
-        self.lines: list[str] = []
-        self._process = process
-        self._thread = threading.Thread(target=self._read, daemon=True)
-        self._thread.start()
-
-    def _read(self) -> None:
-        assert self._process.stdout is not None
-        for line in self._process.stdout:
-            self.lines.append(line)
-
-    def text(self) -> str:
-        return "".join(self.lines)
-
-    def close(self) -> None:
-        self._thread.join(timeout=5)
-        assert self._process.stdout is not None
-        self._process.stdout.close()
-
-    def wait_for(self, needle: str, *, seconds: float) -> None:
-        deadline = time.monotonic() + seconds
-        while needle not in self.text():
-            if self._process.poll() is not None or time.monotonic() > deadline:
-                pytest.fail(f"`ordermesh up` did not get ready:\n{self.text()}")
-            time.sleep(0.1)

@@ -11,6 +11,8 @@ import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
+from servicekit.telemetry import background
+
 # A check returns when the dependency answers and raises when it does not.
 Check = Callable[[], Awaitable[None]]
 
@@ -47,7 +49,8 @@ class Readiness:
     async def evaluate(self) -> ReadinessReport:
         """Run every check concurrently and report each outcome."""
         names = list(self._checks)
-        outcomes = await asyncio.gather(*(self._run(self._checks[n]) for n in names))
+        with background():  # a probe every few seconds is not a trace worth keeping
+            outcomes = await asyncio.gather(*(self._run(self._checks[n]) for n in names))
         checks = dict(zip(names, outcomes, strict=True))
         if not self._started:
             checks["startup"] = "starting"

@@ -23,6 +23,7 @@ from servicekit.backoff import Backoff
 from servicekit.migrations import migrate
 from servicekit.pool_metrics import acquire_histogram
 from servicekit.settings import DatabaseSettings
+from servicekit.telemetry import background
 
 log = logging.getLogger(__name__)
 
@@ -101,9 +102,10 @@ class Database:
         backoff = Backoff()
         while True:
             try:
-                if settings.migrate_on_start:
-                    await self.apply_migrations(settings)
-                return await self.create_pool(settings)
+                with background():  # start-up SQL is not a trace worth keeping
+                    if settings.migrate_on_start:
+                        await self.apply_migrations(settings)
+                    return await self.create_pool(settings)
             except CONNECTIVITY_ERRORS as exc:
                 delay = backoff.next()
                 log.warning(

@@ -37,6 +37,10 @@ class ServiceSettings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         default="INFO", description="lowest log level written"
     )
+    request_metrics: bool = Field(
+        default=True,
+        description="RED metrics of every request and call; false only to measure their cost",
+    )
     drain_seconds: float = Field(
         default=10.0,
         ge=0,

@@ -20,6 +20,7 @@ from contracts.orders.v1 import orders_pb2 as pb
 from fastapi import Depends, FastAPI, Header, Path, Query, Request
 from fastapi.openapi.utils import get_openapi
 from fastapi.security import HTTPBearer
+from servicekit.instrumentation import FASTAPI_TELEMETRY
 from starlette.responses import Response, StreamingResponse
 
 from gateway import error_handlers
@@ -88,6 +89,7 @@ def build_api(settings: GatewaySettings, downstreams: Downstreams) -> FastAPI:
         docs_url="/docs",
         redoc_url=None,
         dependencies=[Depends(_bearer)],
+        telemetry=FASTAPI_TELEMETRY,
     )
     error_handlers.install(app)
     orders, notify, metrics = downstreams.orders, downstreams.notify, downstreams.metrics

@@ -15,7 +15,7 @@ from typing import Any, Final
 import httpx
 import orjson
 from httpx_aiohttp import AiohttpTransport
-from opentelemetry import propagate
+from servicekit.instrumentation import trace_httpx
 
 from gateway.resilience import CircuitBreaker
 
@@ -38,10 +38,13 @@ class NotifyClient:
         limits = httpx.Limits(
             max_connections=MAX_CONNECTIONS, max_keepalive_connections=MAX_CONNECTIONS
         )
-        self._client = httpx.AsyncClient(
-            base_url=base_url,
-            transport=transport or AiohttpTransport(limits=limits, trust_env=False),
-            trust_env=False,
+        # Traced: a client span per call, and its traceparent in the request headers.
+        self._client = trace_httpx(
+            httpx.AsyncClient(
+                base_url=base_url,
+                transport=transport or AiohttpTransport(limits=limits, trust_env=False),
+                trust_env=False,
+            )
         )
         self.breaker = breaker
         self._observe = observe
@@ -54,14 +57,11 @@ class NotifyClient:
     ) -> list[dict[str, Any]]:
         """The first `limit` notifications of an order, oldest first."""
         self.breaker.before_call()
-        headers: dict[str, str] = {}
-        propagate.inject(headers)
         started = time.perf_counter()
         try:
             response = await self._client.get(
                 "/v1/notifications",
                 params={"order_id": order_id, "limit": limit},
-                headers=headers,
                 timeout=timeout,
             )
         except httpx.HTTPError as error:

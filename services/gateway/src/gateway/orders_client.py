@@ -21,7 +21,6 @@ from typing import Final, TypeVar
 import grpc
 from contracts.orders.v1 import orders_pb2 as pb
 from contracts.orders.v1 import orders_pb2_grpc
-from opentelemetry import propagate
 
 from gateway.grpc_errors import DOWNSTREAM_FAILURES, to_api_error
 from gateway.resilience import Budget, CircuitBreaker
@@ -113,7 +112,6 @@ class OrdersClient:
         call = self._stub.ExportOrders(
             pb.ExportOrdersRequest(customer_id=customer_id),
             timeout=seconds,
-            metadata=_trace_metadata(),
         )
         try:
             async for batch in call:
@@ -139,7 +137,7 @@ class OrdersClient:
     ) -> T:
         self.breaker.before_call()
         try:
-            response = await method(request, timeout=budget.remaining(), metadata=_trace_metadata())
+            response = await method(request, timeout=budget.remaining())
         except grpc.aio.AioRpcError as error:
             self._account(error)
             raise to_api_error(error, what=what) from None
@@ -154,10 +152,3 @@ class OrdersClient:
             self.breaker.failed()
         else:
             self.breaker.succeeded()  # orders answered: it is up
-
-
-def _trace_metadata() -> tuple[tuple[str, str], ...]:
-    """The current trace context as gRPC metadata (W3C traceparent)."""
-    carrier: dict[str, str] = {}
-    propagate.inject(carrier)
-    return tuple(carrier.items())

@@ -4,8 +4,9 @@ Request path, outermost first: operational endpoints (/healthz, /readyz, /metric
 are answered before anything else, so probes pass no matter the Host header, the
 load or the credentials. Everything else goes through
 
-    request context (trace id) → trusted host → CORS (only if origins are configured)
-    → load shedder → body limit → authentication → per-subject rate limit → FastAPI
+    server span (trace) → trusted host → CORS (only if origins are configured)
+    → load shedder → body limit → authentication → per-subject rate limit
+    → handler span → FastAPI
 
 so the cheapest refusals come first and no handler work is done for a request that
 will be refused. Readiness does not depend on orders or notify: with a downstream
@@ -24,6 +25,7 @@ from prometheus_client import CollectorRegistry
 from servicekit.grpc_metrics import GrpcClientMetrics
 from servicekit.health import Readiness
 from servicekit.http_metrics import HttpServerMetrics, MeasureHttp
+from servicekit.instrumentation import grpc_client_interceptors, trace_http
 from servicekit.lifecycle import EmbeddedHttpServer
 from servicekit.metrics import new_registry
 from servicekit.ops_app import build_ops_app
@@ -36,7 +38,7 @@ from gateway.metrics import GatewayMetrics
 from gateway.middleware import BodyLimit, LoadShedder, RateLimiter, TrustedHost
 from gateway.middleware.asgi import ASGIApp, Receive, Scope, Send
 from gateway.middleware.authenticate import Authenticate, subject_key
-from gateway.middleware.request_context import RequestContext
+from gateway.middleware.request_context import HandlerSpan, TraceIdHeader
 from gateway.notify_client import NotifyClient
 from gateway.orders_client import OrdersClient
 from gateway.resilience import CircuitBreaker, Coalescer, State
@@ -57,10 +59,12 @@ class GatewayRuntime:
         self.registry = registry or new_registry()
         self.metrics = GatewayMetrics(self.registry)
         self.readiness = Readiness()
+        # Tracing outermost: the metrics interceptor runs inside the client span.
+        interceptors = grpc_client_interceptors()
+        if settings.request_metrics:
+            interceptors.append(GrpcClientMetrics(self.registry))  # type: ignore[arg-type]
         self.orders = OrdersClient(
-            settings.orders_target,
-            breaker=self._breaker("orders"),
-            interceptors=[GrpcClientMetrics(self.registry)],  # type: ignore[list-item]
+            settings.orders_target, breaker=self._breaker("orders"), interceptors=interceptors
         )
         self.notify = NotifyClient(
             settings.notify_url,
@@ -160,7 +164,7 @@ def build_app(
 ) -> ASGIApp:
     """The whole ASGI app: ops endpoints first, then the protective chain around `api`."""
     chain: ASGIApp = RateLimiter(
-        api,
+        HandlerSpan(api),
         rate_per_second=settings.rate_limit_per_second,
         burst=settings.rate_limit_burst,
         key=subject_key,
@@ -179,8 +183,9 @@ def build_app(
             max_age=600,
         )
     chain = TrustedHost(chain, allowed_hosts=settings.allowed_hosts)
-    chain = RequestContext(chain)
-    chain = MeasureHttp(chain, http_metrics)  # outermost: refusals are measured too
+    chain = trace_http(TraceIdHeader(chain))
+    if settings.request_metrics:
+        chain = MeasureHttp(chain, http_metrics)  # outermost: refusals are measured too
 
     async def app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"] in OPS_PATHS:

@@ -15,6 +15,7 @@ from fastapi import FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from servicekit.asgi import ASGIApp, Receive, Scope, Send
+from servicekit.instrumentation import FASTAPI_TELEMETRY
 
 from notify.errors import DatabaseUnavailable
 from notify.pagination import InvalidCursor, decode_cursor, encode_cursor
@@ -28,7 +29,7 @@ MAX_LIMIT: Final = 100
 
 def build_api(*, service: NotificationsService) -> FastAPI:
     """The FastAPI app serving notification history from `service`."""
-    app = FastAPI(title="Ordermesh notify", version="1")
+    app = FastAPI(title="Ordermesh notify", version="1", telemetry=FASTAPI_TELEMETRY)
 
     @app.get("/v1/notifications")
     async def list_notifications(

@@ -19,6 +19,7 @@ import aiohttp
 import httpx
 from contracts.events import OrderEvent
 from httpx_aiohttp import AiohttpTransport
+from servicekit.instrumentation import trace_httpx
 
 from notify.errors import PermanentFailure, TransientFailure
 from notify.settings import NotifySettings
@@ -133,7 +134,8 @@ def webhook_client(*, timeout: float, max_connections: int) -> httpx.AsyncClient
             max_connections=max_connections, max_keepalive_connections=max_connections
         )
     )
-    return httpx.AsyncClient(transport=transport, timeout=httpx.Timeout(timeout))
+    # Traced: the receiver gets the event's trace in `traceparent`.
+    return trace_httpx(httpx.AsyncClient(transport=transport, timeout=httpx.Timeout(timeout)))
 
 
 def build_sender(settings: NotifySettings) -> Sender:

@@ -19,6 +19,7 @@ from prometheus_client import CollectorRegistry
 from servicekit.failpoints import Failpoints
 from servicekit.health import Readiness
 from servicekit.http_metrics import HttpServerMetrics, MeasureHttp
+from servicekit.instrumentation import trace_http
 from servicekit.lifecycle import EmbeddedHttpServer
 from servicekit.metrics import new_registry
 from servicekit.ops_app import build_ops_app
@@ -71,7 +72,10 @@ class NotifyRuntime:
             sender=self.sender,
             metrics=self.metrics,
         )
-        self._app.api = MeasureHttp(build_api(service=service), HttpServerMetrics(self.registry))
+        api = trace_http(build_api(service=service))
+        if self.settings.request_metrics:
+            api = MeasureHttp(api, HttpServerMetrics(self.registry))
+        self._app.api = api
         consumer = EventConsumer(
             service=service,
             metrics=self.metrics,

@@ -8,12 +8,15 @@ import uuid
 from dataclasses import dataclass
 
 from contracts.events import OrderEvent
+from opentelemetry import trace
 
 from notify.domain import Notification, Status
 from notify.errors import PermanentFailure, TransientFailure
 from notify.metrics import NotifyMetrics
 from notify.repository import NotificationsRepository
 from notify.senders import Sender
+
+tracer = trace.get_tracer("notify")
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,7 +70,10 @@ class NotificationsService:
         started = time.perf_counter()
         outcome = "transient"  # also for an unexpected error: the consumer retries those
         try:
-            await self._sender.send(event=event)
+            with tracer.start_as_current_span(
+                "notify.send", attributes={"ordermesh.sender": self._sender.name}
+            ):
+                await self._sender.send(event=event)
             outcome = "ok"
         except PermanentFailure as exc:
             outcome = "permanent"

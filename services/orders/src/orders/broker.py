@@ -32,6 +32,7 @@ from aio_pika.exceptions import (
     PublishError,
 )
 from contracts.topology import ORDER_EVENTS_EXCHANGE, SCHEMA_VERSION_HEADER
+from opentelemetry import context, propagate
 
 from orders.outbox import OutboxRow
 
@@ -100,13 +101,7 @@ class EventPublisher:
         exchange = self._exchange
         assert exchange is not None
         results = await asyncio.gather(
-            *(
-                exchange.publish(
-                    _message(row), row.event_type, mandatory=True, timeout=self._timeout
-                )
-                for row in rows
-            ),
-            return_exceptions=True,
+            *(self._publish_one(exchange, row) for row in rows), return_exceptions=True
         )
         report = PublishReport()
         for row, result in zip(rows, results, strict=True):
@@ -120,6 +115,22 @@ class EventPublisher:
         if report.broker_lost:
             await self.close()
         return report
+
+    async def _publish_one(self, exchange: aio_pika.abc.AbstractExchange, row: OutboxRow) -> object:
+        """Publish one row inside the trace of the change that wrote it.
+
+        The row's headers hold the trace context of its outbox write, so the publish
+        span (aio-pika's instrumentation, which also puts its own context in the
+        message headers) joins the request's trace across the outbox and the broker.
+        Each row runs in a task of its own under gather, so attaching is local to it.
+        """
+        token = context.attach(propagate.extract(row.headers, context=context.Context()))
+        try:
+            return await exchange.publish(
+                _message(row), row.event_type, mandatory=True, timeout=self._timeout
+            )
+        finally:
+            context.detach(token)
 
     async def close(self) -> None:
         connection = self._connection

@@ -22,6 +22,7 @@ import asyncpg
 from servicekit.backoff import Backoff
 from servicekit.failpoints import Failpoints
 from servicekit.postgres import CONNECTIVITY_ERRORS
+from servicekit.telemetry import background
 
 from orders import outbox
 from orders.broker import BrokerUnavailable, EventPublisher, PublishReport
@@ -74,11 +75,14 @@ class OutboxRelay:
             timeout=s.db_connect_timeout_seconds,
             server_settings={"application_name": APPLICATION_NAME},
         )
-        self._main = asyncio.create_task(self._run(self._pool))
-        self._helpers = [
-            asyncio.create_task(self._listen()),
-            asyncio.create_task(self._refresh_backlog(self._pool)),
-        ]
+        # Untraced: claims and polls are housekeeping. Each publish continues the trace
+        # of the change that wrote its row instead (broker.py).
+        with background():
+            self._main = asyncio.create_task(self._run(self._pool))
+            self._helpers = [
+                asyncio.create_task(self._listen()),
+                asyncio.create_task(self._refresh_backlog(self._pool)),
+            ]
         log.info("outbox relay started", extra={"batch_size": s.relay_batch_size})
 
     async def stop(self, *, timeout: float) -> None:

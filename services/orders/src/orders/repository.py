@@ -14,12 +14,15 @@ from typing import Any
 
 import asyncpg
 from contracts.events import OrderCancelled, OrderConfirmed, OrderCreated, OrderSnapshot
+from opentelemetry import propagate, trace
 from servicekit.failpoints import Failpoints
 
 from orders.db import Connection, connection
 from orders.domain import LineItem, NewOrder, Order, OrderStatus, check_transition
 from orders.errors import IdempotencyKeyReused, OrderNotFound
 from orders.settings import CREATE_BEFORE_COMMIT
+
+tracer = trace.get_tracer("orders")
 
 # The columns of an order row, in the order every query (and bulk COPY) uses.
 ORDER_COLUMNS = (
@@ -208,14 +211,21 @@ async def _write_event(
         occurred_at=order.updated_at,
         order=OrderSnapshot.model_validate(asdict(order)),
     )
-    await conn.execute(
-        """INSERT INTO outbox (event_id, event_type, aggregate_id, payload)
-           VALUES ($1, $2, $3, $4)""",
-        event.event_id,
-        event.event_type,
-        order.id,
-        event.model_dump(mode="json"),
-    )
+    # The row carries this span's trace context, so the relay's publish joins the trace.
+    with tracer.start_as_current_span(
+        "orders.outbox.write", attributes={"ordermesh.event_type": event.event_type}
+    ):
+        headers: dict[str, str] = {}
+        propagate.inject(headers)
+        await conn.execute(
+            """INSERT INTO outbox (event_id, event_type, aggregate_id, payload, headers)
+               VALUES ($1, $2, $3, $4, $5)""",
+            event.event_id,
+            event.event_type,
+            order.id,
+            event.model_dump(mode="json"),
+            headers,
+        )
 
 
 def _to_order(row: asyncpg.Record) -> Order:

@@ -25,10 +25,12 @@ from prometheus_client import CollectorRegistry
 from servicekit.failpoints import Failpoints
 from servicekit.grpc_metrics import GrpcServerMetrics
 from servicekit.health import Readiness
+from servicekit.instrumentation import grpc_server_interceptors
 from servicekit.lifecycle import EmbeddedHttpServer
 from servicekit.metrics import new_registry
 from servicekit.ops_app import build_ops_app
 from servicekit.pool_metrics import PoolMetrics
+from servicekit.telemetry import background
 
 from orders.db import DATABASE
 from orders.metrics import OrdersMetrics
@@ -102,10 +104,11 @@ class OrdersRuntime:
         self.readiness.mark_started()
         await self._sync_health()  # health answers SERVING from the first call on
         await self._grpc.start()
-        self._tasks = [
-            asyncio.create_task(self._publish_health()),
-            asyncio.create_task(self._purge_keys(repository)),
-        ]
+        with background():  # health polls and key purges are not traced
+            self._tasks = [
+                asyncio.create_task(self._publish_health()),
+                asyncio.create_task(self._purge_keys(repository)),
+            ]
         if self.settings.relay_enabled:
             self._relay = OutboxRelay(
                 self.settings, metrics=self.metrics, failpoints=self.failpoints
@@ -144,7 +147,11 @@ class OrdersRuntime:
     def _build_grpc_server(self, service: OrdersService) -> grpc.aio.Server:
         s = self.settings
         server = grpc.aio.server(
-            interceptors=[GrpcServerMetrics(self.registry)],
+            # Tracing outermost, so the metrics interceptor runs inside the server span.
+            interceptors=[
+                *grpc_server_interceptors(),
+                *([GrpcServerMetrics(self.registry)] if s.request_metrics else []),
+            ],
             maximum_concurrent_rpcs=s.max_concurrent_rpcs,
             options=[
                 # Never share the port with another process by accident.

@@ -9,11 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from opentelemetry import trace
+from servicekit.telemetry import span_if_recording
+
 from gateway.auth import Authenticator, AuthError, Principal
 from gateway.middleware.asgi import ASGIApp, Receive, Scope, Send, header_values, send_problem
 
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/docs", "/openapi.json"})
 _CHALLENGE = [(b"www-authenticate", b'Bearer realm="ordermesh"')]
+tracer = trace.get_tracer("gateway")
 
 
 class Authenticate:
@@ -37,12 +41,9 @@ class Authenticate:
         if scope["method"] == "OPTIONS":  # a CORS preflight carries no credentials
             await self.app(scope, receive, send)
             return
-        values = header_values(scope, b"authorization")
         try:
-            if len(values) > 1:
-                raise AuthError("more than one Authorization header")
-            header = values[0].decode("latin-1") if values else None
-            principal = self.authenticator.authenticate(header)
+            with span_if_recording(tracer, "gateway.authenticate"):
+                principal = self._authenticate(scope)
         except AuthError as error:
             await send_problem(
                 send,
@@ -55,6 +56,13 @@ class Authenticate:
             return
         scope.setdefault("state", {})["principal"] = principal
         await self.app(scope, receive, send)
+
+    def _authenticate(self, scope: Scope) -> Principal:
+        values = header_values(scope, b"authorization")
+        if len(values) > 1:
+            raise AuthError("more than one Authorization header")
+        header = values[0].decode("latin-1") if values else None
+        return self.authenticator.authenticate(header)
 
 
 def principal_of(scope: Scope) -> Principal | None:

@@ -11,9 +11,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
+from opentelemetry import trace
+from servicekit.telemetry import span_if_recording
+
 from gateway.middleware.asgi import ASGIApp, Receive, Scope, Send, send_problem
 
 DEFAULT_EXEMPT_PATHS = frozenset({"/healthz", "/readyz", "/metrics"})
+tracer = trace.get_tracer("gateway")
 
 
 class LoadShedder:
@@ -43,7 +47,10 @@ class LoadShedder:
         if scope["type"] != "http" or scope["path"] in self.exempt_paths:
             await self.app(scope, receive, send)
             return
-        if self.in_flight >= self.max_in_flight:
+        with span_if_recording(tracer, "gateway.shed") as span:
+            shed = self.in_flight >= self.max_in_flight
+            span.set_attribute("ordermesh.shed", shed)
+        if shed:
             self.shed += 1
             if self.on_shed is not None:
                 self.on_shed()
