@@ -12,19 +12,20 @@ VENV_BIN := .venv/bin
 # Extra flags for `ordermesh up`, e.g. make up ARGS="--pg-port 55433"
 ARGS ?=
 
-.PHONY: help up test sync pins proto fmt
+.PHONY: help up test prereqs sync pins proto fmt
 
 help:
-	@echo "make up     run the local stack (embedded PostgreSQL + services) until Ctrl-C"
+	@echo "make up     run the local stack (embedded PostgreSQL, services, Prometheus) until Ctrl-C"
 	@echo "make test   ruff, ruff format --check, mypy (strict), pytest"
+	@echo "make prereqs  Prometheus and RabbitMQ's Prometheus plugin (make up and make test run it)"
 	@echo "make fmt    format and autofix with ruff"
 	@echo "make proto  regenerate the gRPC code in libs/contracts from proto/"
 	@echo "make pins   rewrite the exact pins (constraint-dependencies) in pyproject.toml"
 
-up: sync
+up: sync prereqs
 	$(VENV_BIN)/ordermesh up $(ARGS)
 
-test: sync
+test: sync prereqs
 	$(VENV_BIN)/ruff check .
 	$(VENV_BIN)/ruff format --check .
 	$(VENV_BIN)/mypy
@@ -40,6 +41,11 @@ proto: sync
 pins: sync
 	$(VENV_BIN)/ordermesh pins --uv "$(UV)"
 	$(UV) sync --all-packages --python python3
+
+# Machine packages the stack runs (Prometheus, the RabbitMQ Prometheus plugin): installs
+# or enables what is missing, and says so; a no-op when all is there.
+prereqs:
+	scripts/ensure-prereqs.sh
 
 # uv.lock is not committed (it records download addresses); the pins in pyproject.toml
 # keep the resolution repeatable.

@@ -23,10 +23,11 @@ class StackPorts:
     orders_http: int
     notify_http: int
     gateway: int
+    prometheus: int
 
     @classmethod
     def free(cls) -> StackPorts:
-        return cls(*free_ports(5))
+        return cls(*free_ports(6))
 
 
 def up_command(state_dir: Path, ports: StackPorts) -> list[str]:
@@ -35,7 +36,7 @@ def up_command(state_dir: Path, ports: StackPorts) -> list[str]:
         *(str(ORDERMESH), "up", "--state-dir", str(state_dir), "--pg-port", str(ports.pg)),
         *("--orders-grpc-port", str(ports.grpc), "--orders-http-port", str(ports.orders_http)),
         *("--notify-http-port", str(ports.notify_http)),
-        *("--gateway-http-port", str(ports.gateway)),
+        *("--gateway-http-port", str(ports.gateway), "--prometheus-port", str(ports.prometheus)),
     ]
 
 

@@ -44,6 +44,7 @@ class Up:
     notify_port: int
     gateway_port: int
     pg_port: int
+    prometheus_port: int
     output: list[str] = field(default_factory=list)
 
     def text(self) -> str:
@@ -88,7 +89,15 @@ async def ordermesh_up(state_dir: Path, **env: str) -> AsyncIterator[Up]:
         stderr=asyncio.subprocess.STDOUT,
         env=up_environment(**env),
     )
-    up = Up(process, ports.grpc, ports.orders_http, ports.notify_http, ports.gateway, ports.pg)
+    up = Up(
+        process,
+        ports.grpc,
+        ports.orders_http,
+        ports.notify_http,
+        ports.gateway,
+        ports.pg,
+        ports.prometheus,
+    )
     try:
         await up.read_until(READY_LINE, seconds=START_SECONDS)
         yield up
@@ -154,20 +163,44 @@ async def test_up_runs_the_services_on_embedded_postgres_and_stops_on_ctrl_c(
     async with ordermesh_up(tmp_path / "state", AMQP_URL=vhost) as up:
         order_id = await check_orders(up.grpc_port)
         await check_notified(up.notify_port, order_id)
-        pids = [up.pid_of("orders"), up.pid_of("notify"), up.pid_of("gateway")]
+        pids = [up.pid_of(name) for name in ("orders", "notify", "gateway", "prometheus")]
         assert port_open(up.pg_port), up.text()
+        assert f"http://127.0.0.1:{up.prometheus_port}" in up.text()
         code = await up.interrupt()
 
     assert code == 0, up.text()
     assert "Stopped orders" in up.text()
     assert "Stopped notify" in up.text()
     assert "Stopped gateway" in up.text()
+    assert "Stopped prometheus" in up.text()
     assert "Stopped PostgreSQL" in up.text()
     assert not any(psutil.pid_exists(pid) for pid in pids), "a service outlived `ordermesh up`"
-    for port in (up.grpc_port, up.http_port, up.notify_port, up.gateway_port, up.pg_port):
+    ports = (up.grpc_port, up.http_port, up.notify_port, up.gateway_port, up.pg_port)
+    for port in (*ports, up.prometheus_port):
         assert not port_open(port), f"port {port} still accepts connections after the stop"
     assert not (tmp_path / "state" / "postgres" / "postmaster.pid").exists()
     assert (tmp_path / "state" / "logs" / "orders.log").stat().st_size > 0
+    targets = tmp_path / "state" / "prometheus" / "targets" / "orders.json"
+    assert json.loads(targets.read_text()) == [{"targets": [f"127.0.0.1:{up.http_port}"]}]
+
+
+async def test_up_without_prometheus_installed_fails_at_once_saying_how_to_get_it(
+    tmp_path: Path,
+) -> None:
+    # No PATH: nothing is found, but the services run on this interpreter (an absolute path).
+    process = await asyncio.create_subprocess_exec(
+        *up_command(tmp_path / "state", StackPorts.free()),
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+        env={**up_environment(), "PATH": str(tmp_path / "empty")},
+    )
+    async with asyncio.timeout(STOP_SECONDS):
+        output = (await process.communicate())[0].decode()
+    assert process.returncode == 1, output
+    assert "prometheus cannot start: prometheus is not installed" in output
+    assert "apt-get install prometheus" in output
+    assert not (tmp_path / "state" / "postgres").exists(), "it started PostgreSQL first"
 
 
 @pytest.fixture

@@ -11,7 +11,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from ordermesh.paths import REPO_ROOT, STATE_DIR
-from ordermesh.stackspec import DEFAULT_PG_PORT, DEFAULT_START_TIMEOUT, StackOptions
+from ordermesh.stackspec import (
+    DEFAULT_PG_PORT,
+    DEFAULT_PROMETHEUS_PORT,
+    DEFAULT_START_TIMEOUT,
+    StackOptions,
+)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -29,7 +34,8 @@ def _parser() -> argparse.ArgumentParser:
         "up",
         help="run the local stack until Ctrl-C",
         description="Start PostgreSQL (embedded unless ORDERS_DATABASE_URL is set), check "
-        "RabbitMQ (AMQP_URL), start the services, print their endpoints; Ctrl-C stops all.",
+        "RabbitMQ (AMQP_URL), start the services and a Prometheus that scrapes them, print "
+        "their endpoints; Ctrl-C stops all.",
     )
     up.set_defaults(command=_up)
     up.add_argument(
@@ -65,6 +71,20 @@ def _parser() -> argparse.ArgumentParser:
         type=port_number,
         default=8080,
         help="the public API, /healthz, /readyz, /metrics (default: %(default)s)",
+    )
+    up.add_argument(
+        "--prometheus-port",
+        type=port_number,
+        default=DEFAULT_PROMETHEUS_PORT,
+        help="Prometheus UI and API (default: %(default)s)",
+    )
+    up.add_argument(
+        "--scrape-interval",
+        type=positive_float,
+        default=None,
+        metavar="SECONDS",
+        help="scrape and rule evaluation interval "
+        "(default: the one in observability/prometheus/prometheus.yml)",
     )
     up.add_argument(
         "--start-timeout",
@@ -115,6 +135,8 @@ def _up(args: argparse.Namespace) -> int:
         orders_http_port=args.orders_http_port,
         notify_http_port=args.notify_http_port,
         gateway_http_port=args.gateway_http_port,
+        prometheus_port=args.prometheus_port,
+        scrape_interval_seconds=args.scrape_interval,
         start_timeout=args.start_timeout,
         environ=dict(os.environ),
     )
@@ -171,6 +193,13 @@ def positive_int(text: str) -> int:
     value = int(text)
     if value <= 0:
         raise argparse.ArgumentTypeError(f"{value} is not a positive number")
+    return value
+
+
+def positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"{text} is not a positive number")
     return value
 
 

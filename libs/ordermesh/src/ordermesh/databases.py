@@ -15,8 +15,7 @@ from ordermesh.localdb import LocalPostgres
 from ordermesh.pgcheck import CONNECT_ERRORS, database_problem, ensure_database, redact
 from ordermesh.probes import port_open
 from ordermesh.progress import Progress, display_path
-from ordermesh.services import LOCALHOST
-from ordermesh.stackspec import Database, ServiceSpec, StackError, StackOptions
+from ordermesh.stackspec import LOCALHOST, Database, ServiceSpec, StackError, StackOptions
 
 
 class Databases:

@@ -1,7 +1,8 @@
 """The services `ordermesh up` runs, in start order (stopped in reverse).
 
 Adding a service to the local stack is one spec function here and one entry in
-`service_specs()`; the stack itself knows no service by name.
+`service_specs()`; the stack itself knows no service by name. Prometheus comes last
+and scrapes every service whose spec names a `metrics` address (ordermesh.prometheus).
 """
 
 from __future__ import annotations
@@ -10,16 +11,17 @@ import sys
 from collections.abc import Mapping
 
 from ordermesh.probes import GrpcHealthCheck, HttpCheck
-from ordermesh.stackspec import Database, Endpoint, Port, ServiceSpec, StackOptions
+from ordermesh.prometheus import prometheus
+from ordermesh.stackspec import LOCALHOST, Database, Endpoint, Port, ServiceSpec, StackOptions
 
-LOCALHOST = "127.0.0.1"
 ORDERS_GRPC_SERVICE = "ordermesh.orders.v1.OrdersService"
 DEFAULT_DRAIN_SECONDS = 10.0
 
 
 def service_specs(options: StackOptions) -> list[ServiceSpec]:
     """Every service of the local stack, in start order."""
-    return [orders(options), notify(options), gateway(options)]
+    services = [orders(options), notify(options), gateway(options)]
+    return [*services, prometheus(options, scraped=services)]
 
 
 def orders(options: StackOptions) -> ServiceSpec:
@@ -52,6 +54,7 @@ def orders(options: StackOptions) -> ServiceSpec:
             Endpoint("metrics", f"{http}/metrics"),
         ),
         drain_seconds=_seconds(environ, "ORDERS_DRAIN_SECONDS", DEFAULT_DRAIN_SECONDS),
+        metrics=f"{LOCALHOST}:{options.orders_http_port}",
     )
 
 
@@ -85,6 +88,7 @@ def notify(options: StackOptions) -> ServiceSpec:
             Endpoint("metrics", f"{http}/metrics"),
         ),
         drain_seconds=_seconds(environ, "NOTIFY_DRAIN_SECONDS", DEFAULT_DRAIN_SECONDS),
+        metrics=f"{LOCALHOST}:{options.notify_http_port}",
     )
 
 
@@ -112,4 +116,5 @@ def gateway(options: StackOptions) -> ServiceSpec:
             Endpoint("metrics", f"{http}/metrics"),
         ),
         drain_seconds=_seconds(environ, "GATEWAY_DRAIN_SECONDS", DEFAULT_DRAIN_SECONDS),
+        metrics=f"{LOCALHOST}:{options.gateway_http_port}",
     )

@@ -1,4 +1,4 @@
-"""The local stack as a Python API: PostgreSQL, a broker check and every service process.
+"""The local stack as a Python API: PostgreSQL, a broker check, every service, Prometheus.
 
     async with Stack(StackOptions(orders_grpc_port=50052)) as stack:
         ...  # every service answers its health checks here
@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import fcntl
 import os
+import shutil
 import signal
 from collections.abc import Sequence
 from types import TracebackType
@@ -22,8 +23,8 @@ from ordermesh.databases import Databases
 from ordermesh.pgcheck import redact
 from ordermesh.probes import port_open
 from ordermesh.progress import Progress, Step, display_path
-from ordermesh.services import LOCALHOST, service_specs
-from ordermesh.stackspec import Endpoint, ServiceSpec, StackError, StackOptions
+from ordermesh.services import service_specs
+from ordermesh.stackspec import LOCALHOST, Endpoint, ServiceSpec, StackError, StackOptions
 
 __all__ = ["Stack", "StackError", "StackOptions"]
 
@@ -69,6 +70,7 @@ class Stack:
     async def start(self) -> None:
         """Start everything and wait until every service passes its health checks."""
         self._take_lock()
+        self._check_commands()
         await self._check_ports()
         await self.databases.prepare(self.specs)
         await self._check_broker()
@@ -156,6 +158,16 @@ class Stack:
             os.close(self._lock_fd)  # closing releases the flock
             self._lock_fd = None
 
+    def _check_commands(self) -> None:
+        """Fail before anything starts when a program of the stack is not installed."""
+        for spec in self.specs:
+            program = spec.command[0]
+            if shutil.which(program) is None:
+                raise StackError(
+                    f"{spec.name} cannot start: {program} is not installed (or not on PATH). "
+                    f"{spec.install_hint}".strip()
+                )
+
     async def _check_ports(self) -> None:
         for spec in self.specs:
             for port in spec.ports:
@@ -190,6 +202,8 @@ class Stack:
         child = ChildProcess(spec.name, spec.command, env=env, log_file=log_file)
         async with self.progress.step(spec.name) as step:
             step.detail = f"log in {display_path(log_file)}"
+            if spec.prepare is not None:
+                spec.prepare()
             self.children[spec.name] = child
             await child.start()
             await self._wait_ready(spec, child, step)

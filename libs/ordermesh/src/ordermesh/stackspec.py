@@ -3,16 +3,18 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from ordermesh.broker_check import DEFAULT_AMQP_URL
-from ordermesh.paths import STATE_DIR
+from ordermesh.paths import PROMETHEUS_CONFIG, STATE_DIR
 from ordermesh.probes import HealthCheck
 
+LOCALHOST = "127.0.0.1"
 DEFAULT_PG_PORT = 55432  # not 5432: the machine's own PostgreSQL usually holds that
 DEFAULT_START_TIMEOUT = 60.0
+DEFAULT_PROMETHEUS_PORT = 9090
 
 
 class StackError(Exception):
@@ -33,6 +35,12 @@ class StackOptions:
     orders_http_port: int = 8081
     notify_http_port: int = 8082
     gateway_http_port: int = 8080
+    prometheus_port: int = DEFAULT_PROMETHEUS_PORT
+    # Its rule_files are resolved against its own folder.
+    prometheus_config: Path = PROMETHEUS_CONFIG
+    # None: the interval of observability/prometheus/prometheus.yml; tests ask for less,
+    # so rate() over a short window has samples within seconds.
+    scrape_interval_seconds: float | None = None
     start_timeout: float = DEFAULT_START_TIMEOUT
     environ: Mapping[str, str] = field(default_factory=lambda: dict(os.environ))
 
@@ -47,6 +55,10 @@ class StackOptions:
     @property
     def postgres_dir(self) -> Path:
         return self.state_dir / "postgres"
+
+    @property
+    def prometheus_dir(self) -> Path:
+        return self.state_dir / "prometheus"
 
 
 @dataclass(frozen=True)
@@ -74,7 +86,12 @@ class Endpoint:
 
 @dataclass(frozen=True)
 class ServiceSpec:
-    """One service of the stack: how to run it and how to tell that it is ready."""
+    """One service of the stack: how to run it and how to tell that it is ready.
+
+    `metrics` is the host:port whose /metrics Prometheus scrapes under job=`name`;
+    `prepare` writes what the process reads at start (a config file) and may raise
+    StackError; `install_hint` says how to get `command[0]` when it is not installed.
+    """
 
     name: str
     command: tuple[str, ...]
@@ -85,6 +102,9 @@ class ServiceSpec:
     drain_seconds: float
     database: Database | None = None
     needs_broker: bool = False
+    metrics: str | None = None
+    prepare: Callable[[], object] | None = None
+    install_hint: str = ""
 
     @property
     def stop_timeout(self) -> float:

@@ -10,6 +10,8 @@ from gateway.resilience import State
 
 DOWNSTREAMS: Final = ("orders", "notify")
 COALESCED_ROUTES: Final = ("get_order", "list_orders")
+# Outcomes of a call to notify: its status class (it never redirects), or error (no answer).
+NOTIFY_CALL_OUTCOMES: Final = ("2xx", "4xx", "5xx", "error")
 
 
 class GatewayMetrics:
@@ -50,8 +52,12 @@ class GatewayMetrics:
         )
         for downstream in DOWNSTREAMS:
             self.circuit_state.labels(downstream=downstream).set(State.CLOSED.value)
+        # Known label combinations export zeros from the start, so a rate() over them
+        # is 0 rather than no data until the first event.
         for route in COALESCED_ROUTES:
             self.coalesced.labels(route=route)
+        for outcome in NOTIFY_CALL_OUTCOMES:
+            self.notify_calls.labels("notify", outcome)
 
     def observe_notify_call(self, outcome: str, seconds: float) -> None:
         self.notify_calls.labels("notify", outcome).observe(seconds)

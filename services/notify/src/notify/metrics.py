@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
@@ -9,13 +10,16 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 # What became of one delivered message; a closed set, so the label stays bounded.
 OUTCOMES: Final = ("recorded", "duplicate", "retried", "dead_lettered")
 SENDER_OUTCOMES: Final = ("ok", "transient", "permanent")
+# Every sender NOTIFY_SENDER may name (notify.senders); a process that knows its own
+# passes just that one, so it exports no zeros for a sender it never uses.
+SENDERS: Final = ("log", "webhook")
 
 # From milliseconds (a healthy pipeline) to minutes (a backlog after an outage).
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
 
 
 class NotifyMetrics:
-    def __init__(self, registry: CollectorRegistry) -> None:
+    def __init__(self, registry: CollectorRegistry, *, senders: Iterable[str] = SENDERS) -> None:
         self.handled = Counter(
             "ordermesh_notify_messages_handled_total",
             "Messages handled, by outcome: recorded (first arrival), duplicate (seen "
@@ -47,6 +51,9 @@ class NotifyMetrics:
             ["sender", "outcome"],
             registry=registry,
         )
+        for sender in senders:
+            for sender_outcome in SENDER_OUTCOMES:
+                self.sender_seconds.labels(sender=sender, outcome=sender_outcome)
         self.in_flight = Gauge(
             "ordermesh_notify_in_flight",
             "Messages being handled right now",

@@ -6,8 +6,12 @@ from typing import Final
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
+from orders.domain import OrderStatus
+
 # Why an outbox row was not published; a closed set, so the label stays bounded.
 PUBLISH_FAILURE_REASONS: Final = ("returned", "nacked", "broker_unavailable", "error")
+# The statuses a confirm or cancel call can leave an order in.
+STATUS_CHANGE_STATUSES: Final = (OrderStatus.CONFIRMED.value, OrderStatus.CANCELLED.value)
 
 
 class OrdersMetrics:
@@ -26,6 +30,8 @@ class OrdersMetrics:
             ["status"],
             registry=registry,
         )
+        for status in STATUS_CHANGE_STATUSES:
+            self.status_changes.labels(status=status)  # export zeros from the start
         self.outbox_backlog = Gauge(
             "ordermesh_outbox_backlog",
             "Outbox rows not published yet (refreshed every few seconds)",
