@@ -44,7 +44,7 @@ class NotifyRuntime:
     def __init__(self, settings: NotifySettings, *, registry: CollectorRegistry | None = None):
         self.settings = settings
         self.registry = registry or new_registry()
-        self.metrics = NotifyMetrics(self.registry)
+        self.metrics = NotifyMetrics(self.registry, senders=(settings.sender,))
         self.readiness = Readiness()
         self._pool_metrics = PoolMetrics(self.registry)
         self.pool: asyncpg.Pool | None = None
