@@ -1,5 +1,5 @@
 """The `ordermesh` developer command: `up`, `proto`, `pins`, `config-table`,
-`metrics-table` and `token`."""
+`metrics-table`, `dashboards` and `token`."""
 
 from __future__ import annotations
 
@@ -106,6 +106,14 @@ def _parser() -> argparse.ArgumentParser:
     metrics = commands.add_parser("metrics-table", help="print the README metrics table")
     metrics.set_defaults(command=_metrics_table)
 
+    dashboards = commands.add_parser(
+        "dashboards", help="write the Grafana dashboards (observability/grafana/dashboards)"
+    )
+    dashboards.set_defaults(command=_dashboards)
+    dashboards.add_argument(
+        "--check", action="store_true", help="write nothing; exit 1 if a committed file differs"
+    )
+
     token = commands.add_parser(
         "token",
         help="print an HS256 bearer token the gateway accepts in development",
@@ -165,6 +173,19 @@ def _metrics_table(args: argparse.Namespace) -> int:
     from ordermesh.metrics_table import render_metrics_table
 
     sys.stdout.write(render_metrics_table())
+    return 0
+
+
+def _dashboards(args: argparse.Namespace) -> int:
+    from ordermesh.dashboards import stale, write
+
+    if args.check:
+        differing = stale()
+        for path in differing:
+            print(f"out of date: {path.relative_to(REPO_ROOT)} (run `ordermesh dashboards`)")
+        return 1 if differing else 0
+    for path in write():
+        print(f"wrote {path.relative_to(REPO_ROOT)}")
     return 0
 
 
