@@ -1,39 +1,29 @@
-"""The maintained OpenTelemetry instrumentations, wired the way every service uses them.
+"""The OpenTelemetry instrumentations, wired the way every service uses them.
 
-One place that says which hop is traced by what: HTTP servers by the ASGI
-instrumentation (span named by route template), gRPC by its aio interceptors (health
-and reflection calls left out: probes would bury real traffic), httpx clients by theirs,
-and asyncpg and aio-pika by patching the libraries once per process. Context crosses
+One place that says which hop is traced by what: HTTP servers and gRPC by our own
+lean spans (servicekit.http_server_span and servicekit.grpc_tracing say why not the
+maintained ASGI and gRPC instrumentations: they cost several times more per request),
+httpx clients, asyncpg and aio-pika by the maintained instrumentations. Context crosses
 every hop in W3C `traceparent` headers: HTTP headers, gRPC metadata, AMQP headers.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Any, Final, cast
+from typing import TYPE_CHECKING, Any, Final
 
 import grpc
 import httpx
-from fastapi.telemetry import TelemetryConfig
-from opentelemetry import trace
 from opentelemetry.instrumentation.aio_pika import AioPikaInstrumentor
-from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 from opentelemetry.instrumentation.asyncpg import AsyncPGInstrumentor
-from opentelemetry.instrumentation.grpc import (
-    aio_client_interceptors,
-    aio_server_interceptor,
-    filters,
-)
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
 
-from servicekit.asgi import ASGIApp, Message, Receive, Scope, Send
-from servicekit.http_metrics import UNROUTED, route_of
+from servicekit.asgi import ASGIApp
+from servicekit.grpc_tracing import GrpcServerSpans
+from servicekit.http_server_span import ServerSpan
 from servicekit.telemetry import tracing_enabled
 
-UNTRACED_GRPC_SERVICES: Final = (
-    "grpc.health.v1.Health",
-    "grpc.reflection.v1alpha.ServerReflection",
-)
+if TYPE_CHECKING:  # only the FastAPI services import fastapi
+    from fastapi.telemetry import TelemetryConfig
 
 
 # FastAPI (0.165+) has telemetry of its own. Left on, it starts a second server span
@@ -55,54 +45,15 @@ def trace_http(app: ASGIApp) -> ASGIApp:
     Without the SDK (OTEL_SDK_DISABLED, or a test building the app in-process) `app` is
     returned as it is: tracing that is off costs nothing per request.
     """
-    if not tracing_enabled():
-        return app
-    # Per-message receive/send spans would double the span count and say nothing new.
-    return OpenTelemetryMiddleware(_NameSpanByRoute(app), exclude_spans=["receive", "send"])
-
-
-class _NameSpanByRoute:
-    """Renames the server span once routing has happened (the route is unknown before)."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        span = trace.get_current_span()
-        if not span.is_recording():
-            await self.app(scope, receive, send)
-            return
-
-        async def send_and_name(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                route = route_of(scope)
-                if route != UNROUTED:
-                    span.update_name(f"{scope['method']} {route}")
-                    span.set_attribute("http.route", route)
-            await send(message)
-
-        await self.app(scope, receive, send_and_name)
+    return ServerSpan(app) if tracing_enabled() else app
 
 
 def grpc_server_interceptors() -> list[grpc.aio.ServerInterceptor[Any, Any]]:
-    """A server span per RPC, continuing the caller's trace (none without the SDK)."""
-    if not tracing_enabled():
-        return []
-    interceptor = aio_server_interceptor(filter_=_untraced_services())  # type: ignore[no-untyped-call]
-    return [cast("grpc.aio.ServerInterceptor[Any, Any]", interceptor)]
+    """A server span per RPC, continuing the caller's trace (none without the SDK).
 
-
-def grpc_client_interceptors() -> list[grpc.aio.ClientInterceptor]:
-    """A client span per call, its context sent in the metadata (none without the SDK)."""
-    if not tracing_enabled():
-        return []
-    interceptors = aio_client_interceptors(filter_=_untraced_services())  # type: ignore[no-untyped-call]
-    return list(cast("Sequence[grpc.aio.ClientInterceptor]", interceptors))
-
-
-def _untraced_services() -> Any:
-    untraced = [filters.service_name(name) for name in UNTRACED_GRPC_SERVICES]
-    return filters.negate(filters.any_of(*untraced))
+    Client spans are made by `servicekit.grpc_tracing.client_span` around each call.
+    """
+    return [GrpcServerSpans()] if tracing_enabled() else []
 
 
 def trace_httpx(client: httpx.AsyncClient) -> httpx.AsyncClient:

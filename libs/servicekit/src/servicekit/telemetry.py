@@ -143,19 +143,23 @@ def _exporter(env: Mapping[str, str]) -> SpanExporter | None:
         or env.get("OTEL_EXPORTER_OTLP_PROTOCOL")
         or "http/protobuf"
     )
-    # The exporters read their endpoint, headers, timeout and TLS from OTEL_* themselves.
+    # The endpoint comes from `env`; headers, timeout and TLS the exporters read from
+    # OTEL_* themselves. A base endpoint gets the signal's path only over HTTP.
+    traces_endpoint = env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
     if protocol == "grpc":
         from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
             OTLPSpanExporter as GrpcExporter,
         )
 
-        return GrpcExporter()
+        return GrpcExporter(endpoint=endpoint)
     if protocol == "http/protobuf":
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import (
             OTLPSpanExporter as HttpExporter,
         )
 
-        return HttpExporter()
+        if endpoint and not traces_endpoint:
+            endpoint = endpoint.rstrip("/") + "/v1/traces"
+        return HttpExporter(endpoint=endpoint)
     raise TracingConfigError(f"OTLP protocol {protocol!r}: use grpc or http/protobuf")
 
 

@@ -21,6 +21,7 @@ from typing import Final, TypeVar
 import grpc
 from contracts.orders.v1 import orders_pb2 as pb
 from contracts.orders.v1 import orders_pb2_grpc
+from servicekit.grpc_tracing import client_span
 
 from gateway.grpc_errors import DOWNSTREAM_FAILURES, to_api_error
 from gateway.resilience import Budget, CircuitBreaker
@@ -86,11 +87,11 @@ class OrdersClient:
     async def create(
         self, request: pb.CreateOrderRequest, budget: Budget
     ) -> pb.CreateOrderResponse:
-        return await self._unary(self._stub.CreateOrder, request, budget)
+        return await self._unary(self._stub.CreateOrder, request, budget, rpc="CreateOrder")
 
     async def get(self, customer_id: str, order_id: str, budget: Budget) -> pb.Order:
         request = pb.GetOrderRequest(customer_id=customer_id, order_id=order_id)
-        return (await self._unary(self._stub.GetOrder, request, budget)).order
+        return (await self._unary(self._stub.GetOrder, request, budget, rpc="GetOrder")).order
 
     async def list(
         self, customer_id: str, *, page_size: int, page_token: str, budget: Budget
@@ -98,34 +99,36 @@ class OrdersClient:
         request = pb.ListOrdersRequest(
             customer_id=customer_id, page_size=page_size, page_token=page_token
         )
-        return await self._unary(self._stub.ListOrders, request, budget, what="page")
+        return await self._unary(
+            self._stub.ListOrders, request, budget, rpc="ListOrders", what="page"
+        )
 
     async def cancel(self, customer_id: str, order_id: str, budget: Budget) -> pb.Order:
         request = pb.CancelOrderRequest(customer_id=customer_id, order_id=order_id)
-        return (await self._unary(self._stub.CancelOrder, request, budget)).order
+        return (await self._unary(self._stub.CancelOrder, request, budget, rpc="CancelOrder")).order
 
     async def export(
         self, customer_id: str, *, seconds: float
     ) -> AsyncGenerator[Sequence[pb.Order]]:
         """Every order of the customer, in the batches orders streams (hundreds each)."""
         self.breaker.before_call()
-        call = self._stub.ExportOrders(
-            pb.ExportOrdersRequest(customer_id=customer_id),
-            timeout=seconds,
-        )
-        try:
-            async for batch in call:
-                yield batch.orders
-        except grpc.aio.AioRpcError as error:
-            self._account(error)
-            raise to_api_error(error) from None
-        except BaseException:
-            self.breaker.released()  # the client left mid-stream: no verdict on orders
-            raise
-        else:
-            self.breaker.succeeded()
-        finally:
-            call.cancel()  # a no-op when complete; stops orders when the client left
+        with client_span(f"/{SERVICE}/ExportOrders") as metadata:
+            call = self._stub.ExportOrders(
+                pb.ExportOrdersRequest(customer_id=customer_id), timeout=seconds, metadata=metadata
+            )
+            try:
+                async for batch in call:
+                    yield batch.orders
+            except grpc.aio.AioRpcError as error:
+                self._account(error)
+                raise to_api_error(error) from None
+            except BaseException:
+                self.breaker.released()  # the client left mid-stream: no verdict on orders
+                raise
+            else:
+                self.breaker.succeeded()
+            finally:
+                call.cancel()  # a no-op when complete; stops orders when the client left
 
     async def _unary(
         self,
@@ -133,11 +136,13 @@ class OrdersClient:
         request: object,
         budget: Budget,
         *,
+        rpc: str,
         what: str = "order",
     ) -> T:
         self.breaker.before_call()
         try:
-            response = await method(request, timeout=budget.remaining())
+            with client_span(f"/{SERVICE}/{rpc}") as metadata:
+                response = await method(request, timeout=budget.remaining(), metadata=metadata)
         except grpc.aio.AioRpcError as error:
             self._account(error)
             raise to_api_error(error, what=what) from None

@@ -25,7 +25,7 @@ from prometheus_client import CollectorRegistry
 from servicekit.grpc_metrics import GrpcClientMetrics
 from servicekit.health import Readiness
 from servicekit.http_metrics import HttpServerMetrics, MeasureHttp
-from servicekit.instrumentation import grpc_client_interceptors, trace_http
+from servicekit.instrumentation import trace_http
 from servicekit.lifecycle import EmbeddedHttpServer
 from servicekit.metrics import new_registry
 from servicekit.ops_app import build_ops_app
@@ -59,12 +59,12 @@ class GatewayRuntime:
         self.registry = registry or new_registry()
         self.metrics = GatewayMetrics(self.registry)
         self.readiness = Readiness()
-        # Tracing outermost: the metrics interceptor runs inside the client span.
-        interceptors = grpc_client_interceptors()
-        if settings.request_metrics:
-            interceptors.append(GrpcClientMetrics(self.registry))  # type: ignore[arg-type]
+        # Client spans are made around each call (OrdersClient), not by an interceptor.
+        metrics = [GrpcClientMetrics(self.registry)] if settings.request_metrics else []
         self.orders = OrdersClient(
-            settings.orders_target, breaker=self._breaker("orders"), interceptors=interceptors
+            settings.orders_target,
+            breaker=self._breaker("orders"),
+            interceptors=metrics,  # type: ignore[arg-type]
         )
         self.notify = NotifyClient(
             settings.notify_url,
