@@ -22,7 +22,6 @@ import contextlib
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -39,7 +38,7 @@ from servicekit.testing.net import free_ports
 from servicekit.testing.otlp import OtlpReceiver
 
 sys.path.insert(0, str(Path(__file__).parents[1]))  # run as a script from anywhere
-from bench.gateway_http import create_order, run_wrk, token, wait_until_idle
+from bench.gateway_http import create_order, run_wrk, summarise, token, wait_until_idle
 
 ORDERMESH = Path(sys.executable).with_name("ordermesh")
 READY_LINE = "Press Ctrl-C to stop"
@@ -93,10 +92,6 @@ def stack(name: str, env: dict[str, str], state_dir: Path) -> Iterator[Stack]:
             process.kill()
         log.close()
         delete_vhost(vhost)
-
-
-def summarise(values: list[float]) -> dict[str, float]:
-    return {"median": statistics.median(values), "min": min(values), "max": max(values)}
 
 
 def main() -> None:

@@ -2,12 +2,37 @@
 
 from __future__ import annotations
 
+import contextlib
 import signal
 import subprocess
 import threading
 import time
+from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
+
+from tests.local_stack import READY_LINE, StackPorts, up_command
+
+START_SECONDS = 60.0
+
+
+@contextlib.contextmanager
+def running_stack(state_dir: Path, ports: StackPorts, env: dict[str, str]) -> Iterator[Output]:
+    """`ordermesh up` with `env` until the block ends; yields its output once it is ready."""
+    process = subprocess.Popen(
+        up_command(state_dir, ports),
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    output = Output(process)
+    try:
+        output.wait_for(READY_LINE, seconds=START_SECONDS)
+        yield output
+    finally:
+        stop_stack(process, output)
 
 
 class Output:

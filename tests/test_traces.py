@@ -10,7 +10,6 @@ notify's consume, its SQL and its sender.
 from __future__ import annotations
 
 import random
-import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -24,10 +23,9 @@ from servicekit.testing.otlp import OtlpReceiver, ReceivedSpan
 from tests.e2e.conftest import LOCAL_LIMITS
 from tests.e2e.support import ORDER
 from tests.e2e.target import Target
-from tests.local_stack import READY_LINE, StackPorts, up_command, up_environment
-from tests.stack_process import Output, stop_stack
+from tests.local_stack import StackPorts, up_environment
+from tests.stack_process import running_stack
 
-START_SECONDS = 60.0
 TRACE_SECONDS = 30.0
 CREATE = "/ordermesh.orders.v1.OrdersService/CreateOrder"
 
@@ -48,19 +46,10 @@ def traced_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Tar
             OTEL_BSP_SCHEDULE_DELAY="100",
             **LOCAL_LIMITS,
         )
-        process = subprocess.Popen(
-            up_command(state_dir, ports),
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        output = Output(process)
         try:
-            output.wait_for(READY_LINE, seconds=START_SECONDS)
-            yield Target(url=f"http://127.0.0.1:{ports.gateway}"), receiver
+            with running_stack(state_dir, ports, env):
+                yield Target(url=f"http://127.0.0.1:{ports.gateway}"), receiver
         finally:
-            stop_stack(process, output)
             delete_vhost(vhost)
 
 

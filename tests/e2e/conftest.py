@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import subprocess
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
@@ -22,8 +21,8 @@ import pytest
 from ordermesh.localbroker import amqp_url, create_vhost, delete_vhost
 
 from tests.e2e.target import Target
-from tests.local_stack import READY_LINE, StackPorts, pid_of, up_command, up_environment
-from tests.stack_process import Output, stop_stack
+from tests.local_stack import StackPorts, pid_of, up_environment
+from tests.stack_process import running_stack
 
 START_SECONDS = 60.0
 # Small limits for the stack started here (a running stack says its own in the env).
@@ -77,25 +76,16 @@ def _local_stack(state_dir: Path) -> Iterator[Target]:
     # The gateway runs with the limits above, never with the caller's GATEWAY_ settings.
     env = {k: v for k, v in env.items() if not k.startswith("GATEWAY_")}
     env |= {**LOCAL_LIMITS, "GATEWAY_DRAIN_SECONDS": "1"}
-    process = subprocess.Popen(
-        up_command(state_dir, ports),
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    output = Output(process)
     try:
-        output.wait_for(READY_LINE, seconds=START_SECONDS)
-        notify_pid = pid_of(output.text(), "notify")
-        yield Target(
-            url=f"http://127.0.0.1:{ports.gateway}",
-            max_in_flight=int(LOCAL_LIMITS["GATEWAY_MAX_IN_FLIGHT"]),
-            rate_burst=int(LOCAL_LIMITS["GATEWAY_RATE_LIMIT_BURST"]),
-            max_body_bytes=int(LOCAL_LIMITS["GATEWAY_MAX_BODY_BYTES"]),
-            pause_notify=lambda: os.kill(notify_pid, signal.SIGSTOP),
-            resume_notify=lambda: os.kill(notify_pid, signal.SIGCONT),
-        )
+        with running_stack(state_dir, ports, env) as output:
+            notify_pid = pid_of(output.text(), "notify")
+            yield Target(
+                url=f"http://127.0.0.1:{ports.gateway}",
+                max_in_flight=int(LOCAL_LIMITS["GATEWAY_MAX_IN_FLIGHT"]),
+                rate_burst=int(LOCAL_LIMITS["GATEWAY_RATE_LIMIT_BURST"]),
+                max_body_bytes=int(LOCAL_LIMITS["GATEWAY_MAX_BODY_BYTES"]),
+                pause_notify=lambda: os.kill(notify_pid, signal.SIGSTOP),
+                resume_notify=lambda: os.kill(notify_pid, signal.SIGCONT),
+            )
     finally:
-        stop_stack(process, output)
         delete_vhost(vhost)

@@ -15,6 +15,8 @@ from typing import Any, Final
 import grpc
 from prometheus_client import CollectorRegistry, Histogram
 
+from servicekit.grpc_handlers import wrap_handler
+
 BUCKETS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60)
 
 
@@ -43,19 +45,11 @@ class GrpcServerMetrics(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         if handler is None:  # no such method: gRPC answers UNIMPLEMENTED
             return None
         method = _method_name(handler_call_details.method)
-        if handler.unary_unary is not None:
-            return grpc.unary_unary_rpc_method_handler(
-                self._unary(handler.unary_unary, method),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        if handler.unary_stream is not None:
-            return grpc.unary_stream_rpc_method_handler(
-                self._stream(handler.unary_stream, method),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        return handler
+        return wrap_handler(
+            handler,
+            unary=lambda behavior: self._unary(behavior, method),
+            stream=lambda behavior: self._stream(behavior, method),
+        )
 
     def _unary(self, behavior: Any, method: str) -> Any:
         async def timed(request: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:

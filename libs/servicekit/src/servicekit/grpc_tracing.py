@@ -20,6 +20,7 @@ import grpc
 from opentelemetry import context, propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from servicekit.grpc_handlers import wrap_handler
 from servicekit.telemetry import tracing_enabled
 
 UNTRACED_SERVICES: Final = frozenset(
@@ -85,19 +86,11 @@ class GrpcServerSpans(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
             for key, value in handler_call_details.invocation_metadata or ()
             if key in _TRACE_KEYS and isinstance(value, str)
         }
-        if handler.unary_unary is not None:
-            return grpc.unary_unary_rpc_method_handler(
-                _traced_unary(handler.unary_unary, full_method, carrier),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        if handler.unary_stream is not None:
-            return grpc.unary_stream_rpc_method_handler(
-                _traced_stream(handler.unary_stream, full_method, carrier),
-                request_deserializer=handler.request_deserializer,
-                response_serializer=handler.response_serializer,
-            )
-        return handler
+        return wrap_handler(
+            handler,
+            unary=lambda behavior: _traced_unary(behavior, full_method, carrier),
+            stream=lambda behavior: _traced_stream(behavior, full_method, carrier),
+        )
 
 
 def _traced_unary(behavior: Any, full_method: str, carrier: dict[str, str]) -> Any:

@@ -42,6 +42,7 @@ __all__ = [
     "configure_tracing",
     "current_trace_ids",
     "span_if_recording",
+    "tracing",
     "tracing_enabled",
 ]
 
@@ -85,6 +86,18 @@ def configure_tracing(
 
         instrument_libraries()
     return provider
+
+
+@contextlib.contextmanager
+def tracing(*, service: str) -> Iterator[None]:
+    """Tracing for this process while the block runs (a service's `main`); at its end
+    the spans still buffered are exported."""
+    provider = configure_tracing(service=service)
+    try:
+        yield
+    finally:
+        if provider is not None:
+            provider.shutdown()
 
 
 def _version_of(package: str) -> str:

@@ -7,7 +7,7 @@ import argparse
 import uvloop
 from servicekit import lifecycle
 from servicekit.logs import configure_logging
-from servicekit.telemetry import configure_tracing
+from servicekit.telemetry import tracing
 
 from gateway.server import GatewayRuntime
 from gateway.settings import GatewaySettings
@@ -19,12 +19,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.parse_args(argv)
     settings = GatewaySettings()
     configure_logging(service="gateway", level=settings.log_level)
-    tracing = configure_tracing(service="gateway")
-    try:
+    with tracing(service="gateway"):
         uvloop.run(serve(settings))
-    finally:
-        if tracing is not None:
-            tracing.shutdown()  # exports the spans still buffered
 
 
 async def serve(settings: GatewaySettings) -> None:

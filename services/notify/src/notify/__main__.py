@@ -8,7 +8,7 @@ import logging
 import uvloop
 from servicekit import lifecycle
 from servicekit.logs import configure_logging
-from servicekit.telemetry import configure_tracing
+from servicekit.telemetry import tracing
 
 from notify.db import DATABASE
 from notify.server import NotifyRuntime
@@ -34,12 +34,8 @@ def main(argv: list[str] | None = None) -> None:
     settings = NotifySettings()
     configure_logging(service="notify", level=settings.log_level)
     command = serve if args.command == "serve" else run_migrations
-    tracing = configure_tracing(service="notify")
-    try:
+    with tracing(service="notify"):
         uvloop.run(command(settings))
-    finally:
-        if tracing is not None:
-            tracing.shutdown()  # exports the spans still buffered
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ from servicekit.lifecycle import EmbeddedHttpServer, shutdown_signal
 from servicekit.logs import configure_logging
 from servicekit.metrics import new_registry
 from servicekit.ops_app import build_ops_app
-from servicekit.telemetry import configure_tracing
+from servicekit.telemetry import tracing
 
 from orders.db import DATABASE
 from orders.metrics import OrdersMetrics
@@ -72,12 +72,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     settings = OrdersSettings()
     configure_logging(service="orders", level=settings.log_level)
-    tracing = configure_tracing(service="orders")
-    try:
+    with tracing(service="orders"):
         uvloop.run(COMMANDS[args.command](settings))
-    finally:
-        if tracing is not None:
-            tracing.shutdown()  # exports the spans still buffered
 
 
 if __name__ == "__main__":
