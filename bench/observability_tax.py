@@ -22,6 +22,7 @@ import contextlib
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -34,14 +35,12 @@ from pathlib import Path
 from typing import Any
 
 from ordermesh.localbroker import amqp_url, create_vhost, delete_vhost
-from servicekit.testing.net import free_ports
 from servicekit.testing.otlp import OtlpReceiver
 
 sys.path.insert(0, str(Path(__file__).parents[1]))  # run as a script from anywhere
 from bench.gateway_http import create_order, run_wrk, summarise, token, wait_until_idle
+from tests.local_stack import READY_LINE, StackPorts, up_command, up_environment
 
-ORDERMESH = Path(sys.executable).with_name("ordermesh")
-READY_LINE = "Press Ctrl-C to stop"
 UNLIMITED = {"GATEWAY_RATE_LIMIT_PER_SECOND": "1000000", "GATEWAY_RATE_LIMIT_BURST": "1000000"}
 OFF = {
     "OTEL_SDK_DISABLED": "true",
@@ -53,44 +52,35 @@ OFF = {
 class Stack:
     name: str
     url: str
-    process: subprocess.Popen[str]
 
 
 @contextlib.contextmanager
 def stack(name: str, env: dict[str, str], state_dir: Path) -> Iterator[Stack]:
-    """`ordermesh up` with `env`, on free ports, until the block ends."""
-    pg, grpc_port, orders_http, notify_http, gateway, prometheus = free_ports(6)
+    """`ordermesh up` with `env`, on free ports (as the tests run it), until the block ends."""
+    ports = StackPorts.free()
     vhost = f"bench-{name}-{uuid.uuid4().hex[:6]}"
     create_vhost(vhost)
-    command = [
-        *(str(ORDERMESH), "up", "--state-dir", str(state_dir), "--pg-port", str(pg)),
-        *("--orders-grpc-port", str(grpc_port), "--orders-http-port", str(orders_http)),
-        *("--notify-http-port", str(notify_http), "--gateway-http-port", str(gateway)),
-        *("--prometheus-port", str(prometheus)),
-    ]
-    given = ("ORDERS_DATABASE_URL", "NOTIFY_DATABASE_URL", "AMQP_URL")
-    environ = {k: v for k, v in os.environ.items() if k not in given and not k.startswith("OTEL_")}
+    # Each stack gets only the tracing variables it is given.
+    environ = {k: v for k, v in up_environment().items() if not k.startswith("OTEL_")}
     environ |= {**UNLIMITED, **env, "AMQP_URL": amqp_url(vhost), "PYTHONUNBUFFERED": "1"}
-    log = (state_dir / "up.log").open("w")
-    process = subprocess.Popen(  # noqa: S603 (our own command)
-        command, env=environ, stdout=log, stderr=subprocess.STDOUT, text=True
-    )
+    log_file = state_dir / "up.log"
+    with log_file.open("w") as log:
+        process = subprocess.Popen(  # noqa: S603 (our own command)
+            up_command(state_dir, ports), env=environ, stdout=log, stderr=subprocess.STDOUT
+        )
     try:
         deadline = time.monotonic() + 90
-        while READY_LINE not in (state_dir / "up.log").read_text():
+        while READY_LINE not in (output := log_file.read_text()):
             if process.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(
-                    f"stack {name} did not start:\n{(state_dir / 'up.log').read_text()}"
-                )
+                raise SystemExit(f"stack {name} did not start:\n{output}")
             time.sleep(0.2)
-        yield Stack(name, f"http://127.0.0.1:{gateway}", process)
+        yield Stack(name, f"http://127.0.0.1:{ports.gateway}")
     finally:
-        process.send_signal(2)
+        process.send_signal(signal.SIGINT)
         try:
             process.wait(timeout=60)
         except subprocess.TimeoutExpired:
             process.kill()
-        log.close()
         delete_vhost(vhost)
 
 

@@ -50,7 +50,6 @@ class OtlpReceiver:
     def __init__(self) -> None:
         self._lock = threading.Lock()
         self._spans: list[ReceivedSpan] = []
-        self.requests = 0
         self._server = ThreadingHTTPServer((LOCALHOST, 0), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -84,7 +83,6 @@ class OtlpReceiver:
         ]
         with self._lock:
             self._spans.extend(received)
-            self.requests += 1
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         receiver = self
