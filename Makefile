@@ -12,7 +12,7 @@ VENV_BIN := .venv/bin
 # Extra flags for `ordermesh up`, e.g. make up ARGS="--pg-port 55433"
 ARGS ?=
 
-.PHONY: help up test prereqs sync pins proto fmt
+.PHONY: help up test prereqs deploy-tools sync pins proto fmt
 
 help:
 	@echo "make up     run the local stack (embedded PostgreSQL, services, Prometheus) until Ctrl-C"
@@ -25,7 +25,7 @@ help:
 up: sync prereqs
 	$(VENV_BIN)/ordermesh up $(ARGS)
 
-test: sync prereqs
+test: sync prereqs deploy-tools
 	$(VENV_BIN)/ruff check .
 	$(VENV_BIN)/ruff format --check .
 	$(VENV_BIN)/mypy
@@ -46,6 +46,17 @@ pins: sync
 # or enables what is missing, and says so; a no-op when all is there.
 prereqs:
 	scripts/ensure-prereqs.sh
+
+# checkov (policy checks of the rendered chart, tests/deploy) pins packages that clash
+# with the services' (packaging<24, for one), so it gets a virtualenv of its own under
+# .tools/, pinned by tools/checkov-requirements.txt (`uv pip compile` of checkov==3.3.30).
+CHECKOV := .tools/checkov/bin/checkov
+deploy-tools: $(CHECKOV)
+
+$(CHECKOV): tools/checkov-requirements.txt | $(UV)
+	$(UV) venv --no-config --allow-existing --python python3 .tools/checkov
+	$(UV) pip install --no-config --python .tools/checkov/bin/python -r tools/checkov-requirements.txt
+	touch $@
 
 # uv.lock is not committed (it records download addresses); the pins in pyproject.toml
 # keep the resolution repeatable.

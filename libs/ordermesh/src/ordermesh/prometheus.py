@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import yaml  # type: ignore[import-untyped]  # PyYAML ships no type stubs
+import yaml
 
 from ordermesh.probes import HttpCheck
 from ordermesh.progress import display_path
