@@ -6,8 +6,10 @@
 #   the package's own service is never left running (the stack runs its own).
 # - RabbitMQ's rabbitmq_prometheus plugin (127.0.0.1:15692), which Prometheus scrapes
 #   for the queue backlog. Enabled when a local broker runs and the port is silent.
+# - wrk (the Debian package), the load generator of the autoscaling signal test and the
+#   benchmarks. Installed with apt-get when missing and we are root.
 #
-# Idempotent, and quick when everything is there: two port probes and two lookups.
+# Idempotent, and quick when everything is there: two port probes and three lookups.
 set -euo pipefail
 
 RABBITMQ_METRICS_PORT=15692
@@ -62,6 +64,21 @@ ensure_prometheus() {
   say "installed $(prometheus --version 2>&1 | head -n 1)"
 }
 
+ensure_wrk() {
+  command -v wrk >/dev/null && return
+  [[ $(id -u) -eq 0 ]] ||
+    fail "wrk is missing and this is not root: run \`sudo apt-get install wrk\`, then try again."
+  command -v apt-get >/dev/null ||
+    fail "wrk is missing and there is no apt-get: install wrk 4.x so that it is on PATH."
+  say "installing wrk (apt-get install wrk)..."
+  {
+    DEBIAN_FRONTEND=noninteractive apt-get update -q &&
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends wrk
+  } || fail "apt-get could not install wrk: see above."
+  command -v wrk >/dev/null || fail "the wrk package is installed but wrk is not on PATH."
+  say "installed $(wrk --version 2>&1 | head -n 1)"
+}
+
 ensure_rabbitmq_plugin() {
   if port_open "$RABBITMQ_METRICS_PORT"; then
     plugin="rabbitmq_prometheus on :$RABBITMQ_METRICS_PORT"
@@ -92,5 +109,6 @@ ensure_rabbitmq_plugin() {
 
 plugin=""
 ensure_prometheus
+ensure_wrk
 ensure_rabbitmq_plugin
-say "ok: $(command -v prometheus), $(command -v promtool); $plugin"
+say "ok: $(command -v prometheus), $(command -v promtool), $(command -v wrk); $plugin"
