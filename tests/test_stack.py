@@ -24,6 +24,7 @@ import pytest
 from contracts.orders.v1 import orders_pb2, orders_pb2_grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from ordermesh.localbroker import amqp_url, create_vhost, delete_vhost
+from ordermesh.prometheus import LOCAL_NAMESPACE
 from servicekit.testing.net import port_open
 from servicekit.testing.postgres import admin, database_url
 
@@ -181,7 +182,9 @@ async def test_up_runs_the_services_on_embedded_postgres_and_stops_on_ctrl_c(
     assert not (tmp_path / "state" / "postgres" / "postmaster.pid").exists()
     assert (tmp_path / "state" / "logs" / "orders.log").stat().st_size > 0
     targets = tmp_path / "state" / "prometheus" / "targets" / "orders.json"
-    assert json.loads(targets.read_text()) == [{"targets": [f"127.0.0.1:{up.http_port}"]}]
+    assert json.loads(targets.read_text()) == [
+        {"targets": [f"127.0.0.1:{up.http_port}"], "labels": {"namespace": LOCAL_NAMESPACE}}
+    ]
 
 
 async def test_up_without_prometheus_installed_fails_at_once_saying_how_to_get_it(

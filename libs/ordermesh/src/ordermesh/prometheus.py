@@ -5,6 +5,7 @@ and names no port: each job reads its targets from `targets/<job>.json`
 (file_sd_configs). Before Prometheus starts, the stack writes those files into its
 state directory with the ports it really uses, next to a copy of the config whose rule
 files point back at the repository and whose intervals the stack may shorten (tests).
+The services' targets carry `namespace="local"` (LOCAL_NAMESPACE).
 """
 
 from __future__ import annotations
@@ -26,6 +27,12 @@ from ordermesh.stackspec import LOCALHOST, Endpoint, Port, ServiceSpec, StackErr
 # Where the rabbitmq_prometheus plugin listens, on the broker's host.
 RABBITMQ_METRICS_PORT = 15692
 RABBITMQ_JOB = "rabbitmq"
+# In a cluster, scraping adds the pod's namespace to every series of a service, and the
+# chart's autoscaling PromQL selects on it. The local stack's services stand in for
+# namespace "local" (one constant, here), so that PromQL, rendered into namespace
+# "local", runs unchanged against this Prometheus (tests/test_autoscaling_signals.py).
+# Not on the broker: in a cluster it runs in a namespace of its own.
+LOCAL_NAMESPACE = "local"
 INSTALL_HINT = (
     "On Debian/Ubuntu: apt-get install prometheus (`make up` and `make test` do it when run "
     "as root, through scripts/ensure-prereqs.sh); elsewhere put Prometheus 2.x on PATH."
@@ -65,6 +72,7 @@ def prometheus(options: StackOptions, *, scraped: Sequence[ServiceSpec]) -> Serv
             write_config,
             directory=options.prometheus_dir,
             targets=targets,
+            labels=service_labels(scraped),
             interval_seconds=options.scrape_interval_seconds,
             source=options.prometheus_config,
         ),
@@ -80,14 +88,24 @@ def scrape_targets(options: StackOptions, scraped: Sequence[ServiceSpec]) -> dic
     return targets
 
 
+def service_labels(scraped: Sequence[ServiceSpec]) -> dict[str, dict[str, str]]:
+    """Target labels per job: the stand-in namespace on each service with metrics."""
+    return {spec.name: {"namespace": LOCAL_NAMESPACE} for spec in scraped if spec.metrics}
+
+
 def write_config(
     *,
     directory: Path,
     targets: Mapping[str, Sequence[str]],
+    labels: Mapping[str, Mapping[str, str]],
     interval_seconds: float | None,
     source: Path,
 ) -> Path:
-    """Write the targets and the config copy Prometheus is started with; the copy's path."""
+    """Write the targets and the config copy Prometheus is started with; the copy's path.
+
+    `labels` maps a job to labels its targets carry (file_sd `labels`); jobs not in it
+    get none.
+    """
     config = _load(source)
     # Relative rule paths are resolved against the config's folder: keep the repository's.
     rule_files = config.get("rule_files") or []
@@ -101,8 +119,11 @@ def write_config(
     target_dir = directory / "targets"
     target_dir.mkdir(parents=True, exist_ok=True)
     for job, addresses in targets.items():
+        group: dict[str, Any] = {"targets": list(addresses)}
+        if labels.get(job):
+            group["labels"] = dict(labels[job])
         # Written whole and renamed, so Prometheus' file watch never reads half a file.
-        _write_atomically(target_dir / f"{job}.json", json.dumps([{"targets": list(addresses)}]))
+        _write_atomically(target_dir / f"{job}.json", json.dumps([group]))
     copy = directory / "prometheus.yml"
     header = f"# Written by `ordermesh up` from {source}: edit that file, not this one.\n"
     _write_atomically(copy, header + yaml.safe_dump(config, sort_keys=False))
