@@ -1,5 +1,5 @@
 """The `ordermesh` developer command: `up`, `proto`, `pins`, `config-table`,
-`metrics-table`, `dashboards` and `token`."""
+`metrics-table`, `dashboards`, `k8s-manifests` and `token`."""
 
 from __future__ import annotations
 
@@ -107,10 +107,21 @@ def _parser() -> argparse.ArgumentParser:
     metrics.set_defaults(command=_metrics_table)
 
     dashboards = commands.add_parser(
-        "dashboards", help="write the Grafana dashboards (observability/grafana/dashboards)"
+        "dashboards",
+        help="write the Grafana dashboards (observability/grafana/dashboards) and the "
+        "chart's copies of them and of the Prometheus rules (charts/ordermesh/files)",
     )
     dashboards.set_defaults(command=_dashboards)
     dashboards.add_argument(
+        "--check", action="store_true", help="write nothing; exit 1 if a committed file differs"
+    )
+
+    manifests = commands.add_parser(
+        "k8s-manifests",
+        help="write k8s/manifests (plain manifests for kubectl, rendered from the chart)",
+    )
+    manifests.set_defaults(command=_k8s_manifests)
+    manifests.add_argument(
         "--check", action="store_true", help="write nothing; exit 1 if a committed file differs"
     )
 
@@ -177,15 +188,30 @@ def _metrics_table(args: argparse.Namespace) -> int:
 
 
 def _dashboards(args: argparse.Namespace) -> int:
-    from ordermesh.dashboards import stale, write
+    from ordermesh.dashboards import stale, stale_chart_copies, write, write_chart_copies
 
     if args.check:
-        differing = stale()
+        differing = stale() + stale_chart_copies()
         for path in differing:
             print(f"out of date: {path.relative_to(REPO_ROOT)} (run `ordermesh dashboards`)")
         return 1 if differing else 0
     for path in write():
         print(f"wrote {path.relative_to(REPO_ROOT)}")
+    for path in write_chart_copies():  # written, or removed with its source
+        print(f"updated {path.relative_to(REPO_ROOT)}")
+    return 0
+
+
+def _k8s_manifests(args: argparse.Namespace) -> int:
+    from ordermesh.k8s_manifests import stale, write
+
+    if args.check:
+        differing = stale()
+        for path in differing:
+            print(f"out of date: {path.relative_to(REPO_ROOT)} (run `ordermesh k8s-manifests`)")
+        return 1 if differing else 0
+    for path in write():
+        print(f"updated {path.relative_to(REPO_ROOT)}")
     return 0
 
 

@@ -3,6 +3,9 @@
 `ordermesh dashboards` writes them to observability/grafana/dashboards as JSON (fixed
 uid, sorted keys, so a change shows as a small diff); `--check` fails when the
 committed files differ from what this module builds, and a test does the same.
+Helm reads no file outside its chart, so the same command keeps byte-identical
+copies of the dashboards and of observability/prometheus/rules/*.yml under
+charts/ordermesh/files/ (`chart_copies`), checked the same way.
 
 Query conventions (docs/observability.md): `job` is the service name (`gateway`,
 `orders`, `notify`; `rabbitmq` for the broker), the only Grafana variable inside an
@@ -24,6 +27,8 @@ from ordermesh.dashboard_model import Json, dashboard, query, stat, timeseries, 
 from ordermesh.paths import REPO_ROOT
 
 DASHBOARD_DIR: Final = REPO_ROOT / "observability" / "grafana" / "dashboards"
+RULES_DIR: Final = REPO_ROOT / "observability" / "prometheus" / "rules"
+CHART_FILES_DIR: Final = REPO_ROOT / "charts" / "ordermesh" / "files"
 
 RATE: Final = "[$__rate_interval]"
 HTTP: Final = "ordermesh_http_server_request_duration_seconds"
@@ -719,3 +724,41 @@ def stale(directory: Path = DASHBOARD_DIR) -> list[Path]:
         for name, text in rendered().items()
         if not (directory / name).exists() or (directory / name).read_text() != text
     ]
+
+
+def chart_copies(files_dir: Path = CHART_FILES_DIR) -> dict[Path, bytes]:
+    """What the chart's files/dashboards and files/rules must hold, byte for byte."""
+    copies = {files_dir / "dashboards" / name: text.encode() for name, text in rendered().items()}
+    for rule_file in sorted(RULES_DIR.glob("*.yml")):
+        copies[files_dir / "rules" / rule_file.name] = rule_file.read_bytes()
+    return copies
+
+
+def _extra_chart_files(files_dir: Path, expected: dict[Path, bytes]) -> list[Path]:
+    """Copies whose source is gone (a removed dashboard or rule file)."""
+    present = [*files_dir.glob("dashboards/*.json"), *files_dir.glob("rules/*.yml")]
+    return sorted(path for path in present if path not in expected)
+
+
+def write_chart_copies(files_dir: Path = CHART_FILES_DIR) -> list[Path]:
+    """Bring the chart's copies in step; returns the files written or removed."""
+    expected = chart_copies(files_dir)
+    changed = []
+    for path, data in expected.items():
+        if not path.exists() or path.read_bytes() != data:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_bytes(data)
+            changed.append(path)
+    for path in _extra_chart_files(files_dir, expected):
+        path.unlink()
+        changed.append(path)
+    return changed
+
+
+def stale_chart_copies(files_dir: Path = CHART_FILES_DIR) -> list[Path]:
+    """Chart copies that are missing, differ from their source, or have none."""
+    expected = chart_copies(files_dir)
+    differing = [
+        path for path, data in expected.items() if not path.exists() or path.read_bytes() != data
+    ]
+    return differing + _extra_chart_files(files_dir, expected)
