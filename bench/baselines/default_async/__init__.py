@@ -1,0 +1,1 @@
+"""The default-async baseline: `async def` routes, a default httpx.AsyncClient, asyncpg."""

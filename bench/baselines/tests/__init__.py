@@ -1,0 +1,1 @@
+"""Tests of the baselines against Ordermesh itself, on the same seeded data."""
