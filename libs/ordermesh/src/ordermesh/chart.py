@@ -87,6 +87,30 @@ def notes(values: Mapping[str, Any] | None = None, **kwargs: Any) -> str:
     return next((text for path, text in files.items() if path.endswith("NOTES.txt")), "")
 
 
+def lint(
+    values: Mapping[str, Any] | None = None,
+    *,
+    namespace: str = NAMESPACE,
+    kube_version: str | None = None,
+    chart_dir: Path = CHART_DIR,
+) -> list[str]:
+    """What `helm lint --strict` finds (warnings count, as in CI), one line each."""
+    import helm_python
+
+    report = helm_python.lint(
+        str(chart_dir),
+        dict(values or {}),
+        strict=True,
+        namespace=namespace,
+        kube_version=kube_version,
+    )
+    # Severity 1 is information ("icon is recommended"), 2 a warning, 3 an error.
+    findings = [
+        f"{m['path']}: {m['error'].strip()}" for m in report["messages"] if m["severity"] >= 2
+    ]
+    return findings or [str(error).strip() for error in report["errors"]]
+
+
 def find(objects: Iterable[Manifest], kind: str, name: str | None = None) -> list[Manifest]:
     """Objects of one kind (and name, when given)."""
     return [
