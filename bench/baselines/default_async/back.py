@@ -128,10 +128,7 @@ async def _export(pool: asyncpg.Pool, customer_id: str) -> AsyncIterator[bytes]:
 
 
 def main() -> None:
-    arguments = serving.parser(__doc__, port=8093)
-    arguments.add_argument("--database-url", required=True, help="the orders database")
-    args = arguments.parse_args()
-    serving.serve(build(args.database_url), host=args.host, port=args.port)
+    serving.run_back(build, description=__doc__, port=8093)
 
 
 if __name__ == "__main__":

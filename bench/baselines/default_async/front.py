@@ -17,7 +17,6 @@ answer is dropped when the order is not the caller's.
 from __future__ import annotations
 
 import asyncio
-import os
 from collections.abc import AsyncIterator, Awaitable, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, Final
@@ -173,16 +172,7 @@ async def _notifications(
 
 
 def main() -> None:
-    arguments = serving.parser(__doc__, port=8092)
-    arguments.add_argument("--back-url", required=True, help="the default-async back tier")
-    arguments.add_argument("--notify-url", required=True, help="notify's HTTP API")
-    args = arguments.parse_args()
-    app = build(
-        back_url=args.back_url.rstrip("/"),
-        notify_url=args.notify_url.rstrip("/"),
-        jwt_check=JwtCheck.from_environment(os.environ),
-    )
-    serving.serve(app, host=args.host, port=args.port)
+    serving.run_front(build, description=__doc__, port=8092)
 
 
 if __name__ == "__main__":

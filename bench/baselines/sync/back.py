@@ -148,10 +148,7 @@ def _export(pool: ConnectionPool, customer_id: str) -> Iterator[bytes]:
 
 
 def main() -> None:
-    arguments = serving.parser(__doc__, port=8091)
-    arguments.add_argument("--database-url", required=True, help="the orders database")
-    args = arguments.parse_args()
-    serving.serve(build(args.database_url), host=args.host, port=args.port)
+    serving.run_back(build, description=__doc__, port=8091)
 
 
 if __name__ == "__main__":

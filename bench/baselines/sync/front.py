@@ -16,7 +16,6 @@ code is written; it only asks notify about an order the back tier found for the 
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager
 from typing import Any, Final
@@ -181,16 +180,7 @@ def _notifications(
 
 
 def main() -> None:
-    arguments = serving.parser(__doc__, port=8090)
-    arguments.add_argument("--back-url", required=True, help="the sync back tier")
-    arguments.add_argument("--notify-url", required=True, help="notify's HTTP API")
-    args = arguments.parse_args()
-    app = build(
-        back_url=args.back_url.rstrip("/"),
-        notify_url=args.notify_url.rstrip("/"),
-        jwt_check=JwtCheck.from_environment(os.environ),
-    )
-    serving.serve(app, host=args.host, port=args.port)
+    serving.run_front(build, description=__doc__, port=8090)
 
 
 if __name__ == "__main__":

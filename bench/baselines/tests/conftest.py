@@ -28,7 +28,7 @@ import pytest
 from servicekit.testing import postgres as pgtest
 from servicekit.testing.net import free_ports
 
-from bench.baselines.launch import REPO_ROOT, Implementation
+from bench.baselines.launch import REPO_ROOT, Implementation, Name
 from bench.baselines.tests.ordermesh import BackgroundLoop, Jwt, Ordermesh
 from bench.seed import create_database
 
@@ -136,35 +136,28 @@ def _start_baselines(
     log_dir: Path, orders_db: str, notify_url: str, seeded: Seeded
 ) -> list[Implementation]:
     ports = free_ports(5)
+    two_tiers: list[tuple[Name, int, int]] = [
+        ("sync", ports[0], ports[1]),
+        ("default_async", ports[2], ports[3]),
+    ]
     started = [
         Implementation.of(
-            "sync",
+            name,
             log_dir=log_dir,
             environ=JWT.environment(),
-            front_port=ports[0],
-            back_port=ports[1],
+            front_port=front_port,
+            back_port=back_port,
             database_url=orders_db,
             notify_url=notify_url,
-        ),
-        Implementation.of(
-            "default_async",
-            log_dir=log_dir,
-            environ=JWT.environment(),
-            front_port=ports[2],
-            back_port=ports[3],
-            database_url=orders_db,
-            notify_url=notify_url,
-        ),
-        Implementation.of(
-            "ceiling",
-            log_dir=log_dir,
-            front_port=ports[4],
-            ceiling_args=(
-                f"--customer={seeded.customers[0]}",
-                f"--export-rows={CEILING_EXPORT_ROWS}",
-            ),
-        ),
+        )
+        for name, front_port, back_port in two_tiers
     ]
+    ceiling_args = (f"--customer={seeded.customers[0]}", f"--export-rows={CEILING_EXPORT_ROWS}")
+    started.append(
+        Implementation.of(
+            "ceiling", log_dir=log_dir, front_port=ports[4], ceiling_args=ceiling_args
+        )
+    )
     try:
         for implementation in started:  # all at once: they import side by side
             implementation.start()
