@@ -23,6 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
+from ordermesh import generated
 from ordermesh.dashboard_model import Json, dashboard, query, stat, timeseries, value_names
 from ordermesh.paths import REPO_ROOT
 
@@ -705,60 +706,37 @@ def rendered() -> dict[str, str]:
     return {f"{name}.json": render(build()) for name, build in DASHBOARDS.items()}
 
 
+def _expected(directory: Path) -> dict[Path, bytes]:
+    return {directory / name: text.encode() for name, text in rendered().items()}
+
+
 def write(directory: Path = DASHBOARD_DIR) -> list[Path]:
     """Write every dashboard; returns the files whose content changed."""
-    directory.mkdir(parents=True, exist_ok=True)
-    changed = []
-    for name, text in rendered().items():
-        path = directory / name
-        if not path.exists() or path.read_text() != text:
-            path.write_text(text)
-            changed.append(path)
-    return changed
+    return generated.write(_expected(directory))
 
 
 def stale(directory: Path = DASHBOARD_DIR) -> list[Path]:
     """The committed files that are missing or differ from what this module builds."""
-    return [
-        directory / name
-        for name, text in rendered().items()
-        if not (directory / name).exists() or (directory / name).read_text() != text
-    ]
+    return generated.stale(_expected(directory))
 
 
 def chart_copies(files_dir: Path = CHART_FILES_DIR) -> dict[Path, bytes]:
     """What the chart's files/dashboards and files/rules must hold, byte for byte."""
-    copies = {files_dir / "dashboards" / name: text.encode() for name, text in rendered().items()}
+    copies = _expected(files_dir / "dashboards")
     for rule_file in sorted(RULES_DIR.glob("*.yml")):
         copies[files_dir / "rules" / rule_file.name] = rule_file.read_bytes()
     return copies
 
 
-def _extra_chart_files(files_dir: Path, expected: dict[Path, bytes]) -> list[Path]:
-    """Copies whose source is gone (a removed dashboard or rule file)."""
-    present = [*files_dir.glob("dashboards/*.json"), *files_dir.glob("rules/*.yml")]
-    return sorted(path for path in present if path not in expected)
+def _chart_files(files_dir: Path) -> list[Path]:
+    return [*files_dir.glob("dashboards/*.json"), *files_dir.glob("rules/*.yml")]
 
 
 def write_chart_copies(files_dir: Path = CHART_FILES_DIR) -> list[Path]:
     """Bring the chart's copies in step; returns the files written or removed."""
-    expected = chart_copies(files_dir)
-    changed = []
-    for path, data in expected.items():
-        if not path.exists() or path.read_bytes() != data:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_bytes(data)
-            changed.append(path)
-    for path in _extra_chart_files(files_dir, expected):
-        path.unlink()
-        changed.append(path)
-    return changed
+    return generated.write(chart_copies(files_dir), _chart_files(files_dir))
 
 
 def stale_chart_copies(files_dir: Path = CHART_FILES_DIR) -> list[Path]:
     """Chart copies that are missing, differ from their source, or have none."""
-    expected = chart_copies(files_dir)
-    differing = [
-        path for path, data in expected.items() if not path.exists() or path.read_bytes() != data
-    ]
-    return differing + _extra_chart_files(files_dir, expected)
+    return generated.stale(chart_copies(files_dir), _chart_files(files_dir))

@@ -19,7 +19,7 @@ from typing import Any, Final, NamedTuple
 
 import yaml
 
-from ordermesh import chart
+from ordermesh import chart, generated
 from ordermesh.paths import REPO_ROOT
 
 MANIFEST_DIR: Final = REPO_ROOT / "k8s" / "manifests"
@@ -108,30 +108,15 @@ def manifests(
     return dict(sorted(files.items()))
 
 
+def _expected(directory: Path) -> dict[Path, bytes]:
+    return {directory / name: text.encode() for name, text in manifests().items()}
+
+
 def write(directory: Path = MANIFEST_DIR) -> list[Path]:
     """Write the manifests; remove YAML files no longer rendered. Returns what changed."""
-    directory.mkdir(parents=True, exist_ok=True)
-    expected = manifests()
-    changed = []
-    for name, text in expected.items():
-        path = directory / name
-        if not path.exists() or path.read_text() != text:
-            path.write_text(text)
-            changed.append(path)
-    for path in sorted(directory.glob("*.yaml")):
-        if path.name not in expected:
-            path.unlink()
-            changed.append(path)
-    return changed
+    return generated.write(_expected(directory), directory.glob("*.yaml"))
 
 
 def stale(directory: Path = MANIFEST_DIR) -> list[Path]:
     """Files that are missing, differ from the chart's rendering, or are left over."""
-    expected = manifests()
-    differing = [
-        directory / name
-        for name, text in expected.items()
-        if not (directory / name).exists() or (directory / name).read_text() != text
-    ]
-    extra = [path for path in sorted(directory.glob("*.yaml")) if path.name not in expected]
-    return differing + extra
+    return generated.stale(_expected(directory), directory.glob("*.yaml"))
