@@ -22,6 +22,7 @@ from typing import Any, Final
 from urllib.parse import parse_qs
 
 import orjson
+from gateway.schemas import MAX_PAGE_SIZE
 
 from bench.baselines import serving
 from bench.baselines.contract import DEFAULT_LIMIT, JSON, NDJSON, summary_json
@@ -35,7 +36,6 @@ Send = Callable[[Message], Awaitable[None]]
 
 PREFIX: Final = "/v1/orders/"
 SUMMARY: Final = "/summary"
-MAX_LIMIT: Final = 100
 EXPORT_CHUNK: Final = 500
 _NOT_FOUND: Final = orjson.dumps({"status": 404, "title": "Not found"})
 
@@ -45,7 +45,7 @@ class Payloads:
 
     def __init__(self, *, customer: str, seed: int, export_rows: int) -> None:
         self._customer, self._seed, self._export_rows = customer, seed, export_rows
-        newest = list(order_rows(customer, MAX_LIMIT, seed=seed))[::-1]
+        newest = list(order_rows(customer, MAX_PAGE_SIZE, seed=seed))[::-1]
         self._page_rows = newest
         self._pages: dict[int, bytes] = {}
         self._export: tuple[bytes, ...] | None = None
@@ -113,7 +113,7 @@ def _around(body: bytes, order_id: str) -> tuple[bytes, bytes]:
 def _limit(query: bytes) -> int:
     values = parse_qs(query.decode("latin-1")).get("limit", [])
     try:
-        return min(MAX_LIMIT, max(1, int(values[0]))) if values else DEFAULT_LIMIT
+        return min(MAX_PAGE_SIZE, max(1, int(values[0]))) if values else DEFAULT_LIMIT
     except ValueError:
         return DEFAULT_LIMIT
 

@@ -27,6 +27,7 @@ from contracts.limits import (
 )
 from fastapi import Depends, FastAPI, Header, Path, Query, Request
 from fastapi.exceptions import RequestValidationError
+from gateway.api import SUMMARY_NOTIFICATIONS as SUMMARY_NOTIFICATIONS  # notifications per summary
 from gateway.auth import MAX_SUBJECT_LENGTH
 from gateway.problems import PROBLEM_CONTENT_TYPE, PROBLEM_TYPE_BASE
 from gateway.schemas import (
@@ -36,7 +37,7 @@ from gateway.schemas import (
     MAX_PAGE_SIZE,
     NotificationOut,
 )
-from gateway.settings import DEV_JWT_AUDIENCE, DEV_JWT_ISSUER, DEV_JWT_SECRET
+from gateway.settings import DEV_JWT_AUDIENCE, DEV_JWT_ISSUER, DEV_JWT_SECRET, GatewaySettings
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from starlette.exceptions import HTTPException
 from starlette.responses import Response
@@ -46,12 +47,16 @@ NDJSON: Final = "application/x-ndjson"
 IDEMPOTENCY_HEADER: Final = "Idempotency-Key"
 REPLAYED_HEADER: Final = "Idempotent-Replayed"
 # The gateway's defaults: a request's budget, and the longest wait for notify in a summary.
-REQUEST_TIMEOUT_SECONDS: Final = 5.0
-NOTIFY_TIMEOUT_SECONDS: Final = 0.5
-SUMMARY_NOTIFICATIONS: Final = 50
+REQUEST_TIMEOUT_SECONDS: Final[float] = GatewaySettings.model_fields[
+    "request_budget_seconds"
+].default
+NOTIFY_TIMEOUT_SECONDS: Final[float] = GatewaySettings.model_fields[
+    "notify_timeout_seconds"
+].default
 NOTIFICATION_FIELDS: Final = tuple(NotificationOut.model_fields)
 # A lifespan yields the app's state (its pool or client), read back as request.state.
 Lifespan = Callable[[FastAPI], AbstractAsyncContextManager[Mapping[str, Any]]]
+_DEFAULT_LEEWAY: Final[float] = GatewaySettings.model_fields["jwt_leeway_seconds"].default
 _CHALLENGE: Final = {"WWW-Authenticate": 'Bearer realm="ordermesh"'}
 _HTTP_TITLES: Final = {404: "Not found", 405: "Method not allowed"}
 
@@ -79,7 +84,7 @@ class JwtCheck:
             secret=environ.get("GATEWAY_JWT_SECRET") or DEV_JWT_SECRET,
             issuer=environ.get("GATEWAY_JWT_ISSUER") or DEV_JWT_ISSUER,
             audience=environ.get("GATEWAY_JWT_AUDIENCE") or DEV_JWT_AUDIENCE,
-            leeway_seconds=float(environ.get("GATEWAY_JWT_LEEWAY_SECONDS") or 30),
+            leeway_seconds=float(environ.get("GATEWAY_JWT_LEEWAY_SECONDS") or _DEFAULT_LEEWAY),
         )
 
     def subject(self, authorization: Sequence[str]) -> str:
