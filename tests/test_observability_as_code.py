@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml  # type: ignore[import-untyped]  # a dev dependency; no stubs in the environment
+import yaml
 from ordermesh.cli import main
 from ordermesh.dashboards import DASHBOARD_DIR, DASHBOARDS, rendered, stale, write
 
