@@ -48,8 +48,8 @@ from ordermesh.prometheus import LOCAL_NAMESPACE, RABBITMQ_METRICS_PORT
 from ordermesh.stack import Stack, StackError, StackOptions
 from servicekit.testing.net import port_open
 
-from tests.autoscaling.hpa import HpaLoop
-from tests.autoscaling.signals import Signal, signal_of, value
+from tests.autoscaling.hpa import TOLERANCE, HpaLoop
+from tests.autoscaling.signals import Signal, Watch, signal_of, value
 from tests.autoscaling.slow_webhook import SlowWebhook, slow_webhook
 from tests.autoscaling.wrk import CREATE_ORDER, GET_ORDER, THREAD_DONE, Summary, running, wrk_binary
 from tests.e2e.support import create_order
@@ -167,48 +167,6 @@ async def stack(state_dir: Path, vhost: str, webhook: SlowWebhook) -> AsyncItera
         await stack.stop()
 
 
-class Watch:
-    """Evaluates signals through Prometheus, on a clock that starts with the test."""
-
-    def __init__(self, prometheus: httpx.AsyncClient) -> None:
-        self.prometheus = prometheus
-        self.started = time.time()
-
-    def now(self) -> float:
-        return time.time() - self.started
-
-    async def evaluate(self, signal: Signal, loop: HpaLoop) -> int:
-        at = time.time()
-        return loop.evaluate(
-            await value(self.prometheus, signal.query, at=at), at=at - self.started
-        )
-
-    async def wait_for_data(self, *queries: str) -> None:
-        """Until every query has its one sample (the first scrapes take a moment)."""
-        deadline = time.monotonic() + DATA_SECONDS
-        while True:
-            problems = []
-            for query in queries:
-                try:
-                    await value(self.prometheus, query, at=time.time())
-                except Exception as exc:
-                    problems.append(str(exc))
-            if not problems:
-                return
-            assert time.monotonic() < deadline, f"no data after {DATA_SECONDS:g}s: {problems}"
-            await asyncio.sleep(SCRAPE_SECONDS)
-
-
-def settled(loop: HpaLoop, *, at_min: bool, since: float = -math.inf) -> bool:
-    """The last HOLD evaluations after `since` all asked for the minimum (or all for more)."""
-    last = [s for s in loop.steps if s.at > since][-HOLD:]
-    return len(last) == HOLD and all((s.desired == loop.minimum) == at_min for s in last)
-
-
-def rose(loop: HpaLoop, *, since: float) -> bool:
-    return any(s.desired > loop.minimum for s in loop.steps if s.at > since)
-
-
 async def test_the_chart_signals_scale_out_under_load_and_back_in_after_it(
     signals: tuple[Signal, Signal], stack: Running
 ) -> None:
@@ -221,14 +179,18 @@ async def test_the_chart_signals_scale_out_under_load_and_back_in_after_it(
 
     async with httpx.AsyncClient(base_url=stack.prometheus, timeout=10) as prometheus:
         watch = Watch(prometheus)
-        await watch.wait_for_data(gateway.query, notify.query)
+        await watch.wait_for_data(gateway.query, notify.query, seconds=DATA_SECONDS)
         gateway_loop, notify_loop = gateway.loop(), notify.loop()
         for _ in range(HOLD):
             await watch.evaluate(gateway, gateway_loop)
             await watch.evaluate(notify, notify_loop)
             await asyncio.sleep(EVALUATE_SECONDS)
-        assert settled(gateway_loop, at_min=True), f"gateway before load:\n{gateway_loop.history()}"
-        assert settled(notify_loop, at_min=True), f"notify before load:\n{notify_loop.history()}"
+        assert gateway_loop.settled(at_min=True, hold=HOLD), (
+            f"gateway before load:\n{gateway_loop.history()}"
+        )
+        assert notify_loop.settled(at_min=True, hold=HOLD), (
+            f"notify before load:\n{notify_loop.history()}"
+        )
 
         await notify_backlog_scales_out_and_back(watch, notify, notify_loop, stack, load_env)
         await gateway_rate_scales_out_and_back(watch, gateway, gateway_loop, stack, load_env)
@@ -268,7 +230,11 @@ async def notify_backlog_scales_out_and_back(
                 burst_end = watch.now()
             # Done once it went up and came back with the queue empty (the broker's
             # statistics lag seconds behind, so a zero before the rise means nothing yet).
-            if rose(loop, since=began) and backlog == 0 and settled(loop, at_min=True, since=began):
+            if (
+                loop.rose(since=began)
+                and backlog == 0
+                and loop.settled(at_min=True, since=began, hold=HOLD)
+            ):
                 break
             await asyncio.sleep(EVALUATE_SECONDS)
     assert created is not None
@@ -284,10 +250,12 @@ async def notify_backlog_scales_out_and_back(
     print(f"\nnotify: peak backlog {peak.total:g}, desired {peak.desired}; {seen}")
     assert created.non_2xx_3xx == 0, f"creates refused: {seen}"
     assert created.socket_errors == 0, f"creates failed: {seen}"
-    assert rose(loop, since=began), f"never above min: {seen}"
+    assert loop.rose(since=began), f"never above min: {seen}"
     assert unacked, f"the backlog never counted unacknowledged messages: {seen}"
     assert backlog == 0, f"the queue did not drain: {seen}"
-    assert settled(loop, at_min=True, since=began), f"not back at min after the drain: {seen}"
+    assert loop.settled(at_min=True, since=began, hold=HOLD), (
+        f"not back at min after the drain: {seen}"
+    )
     # Every create made an event and the slow sender delivered it: that is what drained.
     assert refused == 0, seen
     assert delivered >= created.requests, seen
@@ -311,12 +279,13 @@ async def gateway_rate_scales_out_and_back(
             await watch.evaluate(gateway, loop)
             now = watch.now()
             if stopped is None and (
-                settled(loop, at_min=False, since=started) or now > started + window + 5
+                loop.settled(at_min=False, since=started, hold=HOLD) or now > started + window + 5
             ):
                 read = await run.stop()  # scale-out shown: the rest is the way back
                 stopped = watch.now()
             if stopped is not None and (
-                settled(loop, at_min=True, since=stopped) or now > stopped + window + MARGIN_SECONDS
+                loop.settled(at_min=True, since=stopped, hold=HOLD)
+                or now > stopped + window + MARGIN_SECONDS
             ):
                 break
             await asyncio.sleep(EVALUATE_SECONDS)
@@ -334,6 +303,13 @@ async def gateway_rate_scales_out_and_back(
     print(f"\ngateway: peak rate {peak.total:.0f}/s, desired {peak.desired}; {seen}")
     assert read.non_2xx_3xx == 0, f"answers not all 200: {seen}"
     assert read.socket_errors == 0, f"socket errors: {seen}"
-    assert rose(loop, since=started), f"never above min: {seen}"
-    assert settled(loop, at_min=True, since=stopped), f"not back at min: {seen}"
+    # Below this rate the rule keeps min replicas whatever the signal: then the machine
+    # (busy with other work?) fell short, not the chart's signal. Said apart, not excused.
+    needed = (1 + TOLERANCE) * gateway.minimum * gateway.target
+    assert loop.rose(since=started) or read.per_second > needed, (
+        f"the gateway served {read.per_second:.0f}/s, not the {needed:.0f}/s that asks for "
+        f"more than min: the load fell short of sizing the signal: {seen}"
+    )
+    assert loop.rose(since=started), f"never above min: {seen}"
+    assert loop.settled(at_min=True, since=stopped, hold=HOLD), f"not back at min: {seen}"
     assert back - stopped <= window + MARGIN_SECONDS, f"slower back than window + margin: {seen}"

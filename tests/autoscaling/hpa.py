@@ -78,3 +78,12 @@ class HpaLoop:
     def history(self) -> str:
         """Every step, one a line, for an assertion message."""
         return "\n".join(map(str, self.steps))
+
+    def settled(self, *, at_min: bool, hold: int, since: float = -math.inf) -> bool:
+        """The last `hold` evaluations after `since` all asked for min (or all for more)."""
+        last = [s for s in self.steps if s.at > since][-hold:]
+        return len(last) == hold and all((s.desired == self.minimum) == at_min for s in last)
+
+    def rose(self, *, since: float) -> bool:
+        """Some evaluation after `since` asked for more than the minimum."""
+        return any(s.desired > self.minimum for s in self.steps if s.at > since)

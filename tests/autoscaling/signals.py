@@ -8,7 +8,9 @@ an error: a query that matches nothing would pass every "stays at min" check.
 
 from __future__ import annotations
 
+import asyncio
 import re
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -84,3 +86,35 @@ async def value(prometheus: httpx.AsyncClient, query: str, *, at: float) -> floa
     if len(result) != 1:
         raise QueryError(f"{query}: {len(result)} samples, not one: {result}")
     return float(result[0]["value"][1])
+
+
+class Watch:
+    """Evaluates signals through Prometheus, on a clock that starts with the test."""
+
+    def __init__(self, prometheus: httpx.AsyncClient) -> None:
+        self.prometheus = prometheus
+        self.started = time.time()
+
+    def now(self) -> float:
+        return time.time() - self.started
+
+    async def evaluate(self, signal: Signal, loop: HpaLoop) -> int:
+        at = time.time()
+        return loop.evaluate(
+            await value(self.prometheus, signal.query, at=at), at=at - self.started
+        )
+
+    async def wait_for_data(self, *queries: str, seconds: float) -> None:
+        """Until every query has its one sample (the first scrapes take a moment)."""
+        deadline = time.monotonic() + seconds
+        while True:
+            problems = []
+            for query in queries:
+                try:
+                    await value(self.prometheus, query, at=time.time())
+                except QueryError as exc:
+                    problems.append(str(exc))
+            if not problems:
+                return
+            assert time.monotonic() < deadline, f"no data after {seconds:g}s: {problems}"
+            await asyncio.sleep(1.0)

@@ -78,3 +78,19 @@ def test_the_loop_starts_at_min_and_follows_its_own_answers() -> None:
     assert answers == [1, 3, 3, 3, 2, 1]
     assert [s.current for s in loop.steps] == [1, 1, 3, 3, 3, 2]
     assert "900.0 1->3" in loop.history()
+
+
+def test_settled_and_rose_read_the_loop_history() -> None:
+    loop = HpaLoop(target=300, minimum=1, maximum=10)
+    assert not loop.settled(at_min=True, hold=1)  # no evaluation yet
+    for at, total in enumerate([0, 0, 900, 900, 900]):
+        loop.evaluate(total, at=at)
+    assert loop.settled(at_min=False, hold=3)
+    assert not loop.settled(at_min=False, hold=4)  # t=1 asked for min
+    assert loop.settled(at_min=True, hold=2, since=-1) is False
+    for at, total in enumerate([0, 0], start=5):
+        loop.evaluate(total, at=at)
+    assert loop.settled(at_min=True, hold=2)
+    assert not loop.settled(at_min=True, hold=2, since=5)  # only t=6 is after it
+    assert loop.rose(since=1)
+    assert not loop.rose(since=4)
