@@ -66,3 +66,17 @@ sync: $(UV)
 $(CURDIR)/.tools/bin/uv:
 	python3 -m venv .tools
 	.tools/bin/pip install --disable-pip-version-check --quiet uv==$(UV_VERSION)
+
+# The kind e2e run (docs/local-cluster.md; needs docker, kind, kubectl and helm): a
+# cluster, the images, the dependencies and the chart, then tests/e2e against the
+# gateway and the autoscaling check. KEEP_CLUSTER=1 keeps the cluster afterwards.
+.PHONY: e2e-kind kind-up kind-down
+e2e-kind: sync
+	scripts/e2e-kind.sh
+
+# The development cluster alone, for `tilt up`.
+kind-up:
+	kind create cluster --config k8s/kind/cluster.yaml
+
+kind-down:
+	kind delete cluster --name ordermesh
