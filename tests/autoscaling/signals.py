@@ -2,8 +2,9 @@
 
 A KEDA ScaledObject's prometheus trigger names the PromQL and the per-replica target
 (`threshold`, AverageValue); its min and max bound the replicas. KEDA needs the query
-to return one sample; an empty answer is 0 to KEDA (ignoreNullValues), but here it is
-an error: a query that matches nothing would pass every "stays at min" check.
+to return one sample. An empty answer fails here: a query that matches nothing would
+pass every "stays at min" check (KEDA reads it as 0 by default, as an error with the
+chart's `ignoreNullValues: "false"`).
 """
 
 from __future__ import annotations
