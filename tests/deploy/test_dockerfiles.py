@@ -330,13 +330,6 @@ def test_dockerignore_matcher_follows_dockers_rules() -> None:
 
 # --- the recipe, run ---------------------------------------------------------------------
 
-# Known gap, outside the images: servicekit imports httpx and aio_pika
-# (servicekit/instrumentation.py) without declaring them, so a venv holding only what
-# orders (no httpx) or the gateway (no aio-pika) declare cannot start. The fix belongs in
-# libs/servicekit/pyproject.toml; this test turns green by itself once it is there.
-KNOWN_UNDECLARED = {"orders": "'httpx'", "gateway": "'aio_pika'"}
-
-
 def _uv() -> str:
     found = shutil.which("uv") or str(REPO_ROOT / ".tools" / "bin" / "uv")
     assert Path(found).exists(), "uv is missing: `make sync` installs it into .tools/"
@@ -390,8 +383,6 @@ def test_the_build_stage_recipe_installs_a_service_that_starts(
         env={"PATH": f"{venv / 'bin'}:/usr/bin:/bin", "HOME": str(tmp_path)},
         check=False,
     )
-    missing = KNOWN_UNDECLARED.get(service)
-    if result.returncode != 0 and missing and f"No module named {missing}" in result.stderr:
-        pytest.xfail(f"servicekit does not declare {missing} (libs/servicekit/pyproject.toml)")
+    # A module imported but not declared by the service or its libraries fails here.
     assert result.returncode == 0, result.stderr
     assert "serve" in result.stdout
