@@ -330,6 +330,7 @@ def test_dockerignore_matcher_follows_dockers_rules() -> None:
 
 # --- the recipe, run ---------------------------------------------------------------------
 
+
 def _uv() -> str:
     found = shutil.which("uv") or str(REPO_ROOT / ".tools" / "bin" / "uv")
     assert Path(found).exists(), "uv is missing: `make sync` installs it into .tools/"
