@@ -72,6 +72,19 @@ start_load() {
   sed "s|image: ordermesh/gateway:dev|image: $image|" "k8s/dev/load/$1-job.yaml" | k apply -f -
 }
 
+# job_done NAME [SERVICE]: the load Job has finished; fails the check if it failed.
+job_done() {
+  local succeeded failed
+  succeeded=$(k get job "ordermesh-load-$1" -o jsonpath='{.status.succeeded}')
+  failed=$(k get job "ordermesh-load-$1" -o jsonpath='{.status.failed}')
+  if ((${failed:-0} > 0)); then
+    say "FAILED: the load Job ordermesh-load-$1 failed"
+    k logs "job/ordermesh-load-$1" --tail=20 || true
+    exit 1
+  fi
+  ((${succeeded:-0} > 0))
+}
+
 stop_load() {
   k logs "job/ordermesh-load-$1" --tail=5 || true
   k delete job "ordermesh-load-$1" --ignore-not-found --wait
@@ -116,7 +129,7 @@ check_notify() {
   wait_until "notify at its minimum" "$SCALE_IN_SECONDS" at_min notify
   pause_notify
   start_load orders
-  k wait --for=condition=complete job/ordermesh-load-orders --timeout=600s
+  wait_until "5,000 orders created" 600 job_done orders notify
   stop_load orders
   resume_notify
   wait_until "notify scaled out on its backlog" "$SCALE_OUT_SECONDS" above_min notify
