@@ -17,7 +17,10 @@ ARGS ?=
 help:
 	@echo "make up     run the local stack (embedded PostgreSQL, services, Prometheus) until Ctrl-C"
 	@echo "make test   ruff, ruff format --check, mypy (strict), pytest"
-	@echo "make prereqs  Prometheus and RabbitMQ's Prometheus plugin (make up and make test run it)"
+	@echo "make prereqs  Prometheus, wrk, shellcheck, RabbitMQ's Prometheus plugin (make up and make test run it)"
+	@echo "make deploy-tools  checkov in .tools/checkov (make test runs it)"
+	@echo "make e2e-kind  kind cluster, images, dependencies, chart, e2e suite, autoscaling check (needs Docker)"
+	@echo "make kind-up / kind-down  create or delete the kind cluster (docs/local-cluster.md)"
 	@echo "make fmt    format and autofix with ruff"
 	@echo "make proto  regenerate the gRPC code in libs/contracts from proto/"
 	@echo "make pins   rewrite the exact pins (constraint-dependencies) in pyproject.toml"

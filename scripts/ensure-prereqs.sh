@@ -7,9 +7,10 @@
 # - RabbitMQ's rabbitmq_prometheus plugin (127.0.0.1:15692), which Prometheus scrapes
 #   for the queue backlog. Enabled when a local broker runs and the port is silent.
 # - wrk (the Debian package), the load generator of the autoscaling signal test and the
-#   benchmarks. Installed with apt-get when missing and we are root.
+#   benchmarks, and shellcheck, which tests/deploy runs on the kind scripts. Installed
+#   with apt-get when missing and we are root.
 #
-# Idempotent, and quick when everything is there: two port probes and three lookups.
+# Idempotent, and quick when everything is there: two port probes and four lookups.
 set -euo pipefail
 
 RABBITMQ_METRICS_PORT=15692
@@ -59,24 +60,27 @@ ensure_prometheus() {
   elif command -v service >/dev/null; then
     service prometheus stop >/dev/null 2>&1 || true
   fi
-  command -v prometheus >/dev/null && command -v promtool >/dev/null ||
+  { command -v prometheus && command -v promtool; } >/dev/null ||
     fail "the prometheus package is installed but prometheus/promtool are not on PATH."
   say "installed $(prometheus --version 2>&1 | head -n 1)"
 }
 
-ensure_wrk() {
-  command -v wrk >/dev/null && return
+# ensure_apt_tool <command> <Debian package> <why>: installs the package when the
+# command is missing and we are root; otherwise says what to run.
+ensure_apt_tool() {
+  local tool=$1 package=$2
+  command -v "$tool" >/dev/null && return
   [[ $(id -u) -eq 0 ]] ||
-    fail "wrk is missing and this is not root: run \`sudo apt-get install wrk\`, then try again."
+    fail "$tool is missing and this is not root: run \`sudo apt-get install $package\`, then try again."
   command -v apt-get >/dev/null ||
-    fail "wrk is missing and there is no apt-get: install wrk 4.x so that it is on PATH."
-  say "installing wrk (apt-get install wrk)..."
+    fail "$tool is missing and there is no apt-get: install $package so that $tool is on PATH."
+  say "installing $tool (apt-get install $package)..."
   {
     DEBIAN_FRONTEND=noninteractive apt-get update -q &&
-      DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends wrk
-  } || fail "apt-get could not install wrk: see above."
-  command -v wrk >/dev/null || fail "the wrk package is installed but wrk is not on PATH."
-  say "installed $(wrk --version 2>&1 | head -n 1)"
+      DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "$package"
+  } || fail "apt-get could not install $package: see above."
+  command -v "$tool" >/dev/null || fail "the $package package is installed but $tool is not on PATH."
+  say "installed $tool: $("$tool" --version 2>&1 | head -n 2 | tr '\n' ' ')"
 }
 
 ensure_rabbitmq_plugin() {
@@ -109,6 +113,7 @@ ensure_rabbitmq_plugin() {
 
 plugin=""
 ensure_prometheus
-ensure_wrk
+ensure_apt_tool wrk wrk
+ensure_apt_tool shellcheck shellcheck
 ensure_rabbitmq_plugin
-say "ok: $(command -v prometheus), $(command -v promtool), $(command -v wrk); $plugin"
+say "ok: $(command -v prometheus), $(command -v promtool), $(command -v wrk), $(command -v shellcheck); $plugin"

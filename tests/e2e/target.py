@@ -11,7 +11,8 @@ ORDERMESH_E2E_MAX_BODY_BYTES its GATEWAY_MAX_BODY_BYTES (default 65536)
 ORDERMESH_E2E_PAUSE_NOTIFY   shell command that makes notify stop answering, and
 ORDERMESH_E2E_RESUME_NOTIFY  the one that brings it back (defaults, for a stack on
                              this machine: SIGSTOP / SIGCONT to `notify serve`;
-                             on kind, e.g. `kubectl scale deploy/notify --replicas=0`)
+                             on kind, scripts/kind_e2e_env.py prints them: KEDA's
+                             paused-replicas annotation on ordermesh-notify)
 """
 
 from __future__ import annotations
