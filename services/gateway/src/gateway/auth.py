@@ -3,11 +3,14 @@
 `Authenticator.authenticate` turns an `Authorization` header into a `Principal` or
 raises `AuthError` with a short, stable reason. It is synchronous and does no I/O per
 request: the secret and the JWKS keys are prepared ahead (from a file when it is
-built, or from a URL by gateway.jwks, which swaps in the key set it fetched).
+built, or from a URL by gateway.jwks, which swaps in the key set it fetched). A token
+that verified is remembered until it expires (gateway.verified_tokens), so a client's
+later requests with it skip the signature check.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -17,6 +20,7 @@ import jwt
 from contracts.limits import has_control_characters
 
 from gateway.settings import GatewaySettings
+from gateway.verified_tokens import VerifiedTokens
 
 MAX_SUBJECT_LENGTH: Final = 128
 
@@ -55,7 +59,11 @@ class Principal:
 class Authenticator:
     """Verifies bearer tokens against the settings' algorithms, keys and claims."""
 
-    def __init__(self, settings: GatewaySettings) -> None:
+    def __init__(
+        self, settings: GatewaySettings, *, clock: Callable[[], float] = time.time
+    ) -> None:
+        self._clock = clock
+        self._verified: VerifiedTokens[Principal] = VerifiedTokens()
         self._algorithms = frozenset(settings.jwt_algorithms)
         self._secret = settings.jwt_secret.get_secret_value()
         self._keys = (
@@ -73,6 +81,23 @@ class Authenticator:
     def authenticate(self, authorization_header: str | None) -> Principal:
         """The principal of a valid `Authorization: Bearer <jwt>` header, else AuthError."""
         token = _bearer_token(authorization_header)
+        now = self._clock()
+        known = self._verified.get(token, now=now)
+        if known is not None:
+            return known
+        principal = self._verify(token)
+        claims = principal.claims
+        starts = max(float(claims["iat"]), float(claims.get("nbf", claims["iat"])))
+        self._verified.put(
+            token,
+            principal,
+            valid_from=starts - self._leeway,
+            valid_until=float(claims["exp"]) + self._leeway,
+        )
+        return principal
+
+    def _verify(self, token: str) -> Principal:
+        """PyJWT's full check: header, signature, then every claim."""
         key = self._key_for(_unverified_header(token))
         try:
             claims: dict[str, Any] = jwt.decode(
@@ -126,8 +151,13 @@ class Authenticator:
         return frozenset(self._keys)
 
     def replace_keys(self, keys: dict[str, jwt.PyJWK]) -> None:
-        """Use this key set from now on (one assignment: requests see old or new, whole)."""
+        """Use this key set from now on (one assignment: requests see old or new, whole).
+
+        Tokens verified with the old set are forgotten: a key the provider withdrew must
+        stop admitting its tokens now, not when they expire.
+        """
         self._keys = keys
+        self._verified.clear()
 
 
 def parse_jwks(text: str, algorithms: frozenset[str]) -> dict[str, jwt.PyJWK]:
