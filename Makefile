@@ -45,6 +45,15 @@ pins: sync
 	$(VENV_BIN)/ordermesh pins --uv "$(UV)"
 	$(UV) sync --all-packages --python python3
 
+# The benchmark harness (bench/README.md): the full matrix into bench/results/<date>/harness/
+# (options with ARGS, e.g. ARGS="--scenarios read --rounds 1"), or CI's quick end-to-end check.
+.PHONY: bench bench-smoke
+bench: sync prereqs
+	$(VENV_BIN)/python bench/run.py $(ARGS)
+
+bench-smoke: sync prereqs
+	$(VENV_BIN)/python bench/run.py --smoke $(ARGS)
+
 # Machine packages the stack runs (Prometheus, the RabbitMQ Prometheus plugin): installs
 # or enables what is missing, and says so; a no-op when all is there.
 prereqs:

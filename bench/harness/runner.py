@@ -1,0 +1,340 @@
+"""One harness run: start everything, seed, measure each scenario, stop; the raw records.
+
+Implementations are measured in turn, side by side in one run on one machine state:
+for each scenario, connection level and round, every implementation once, in an order
+rotated each round so none always follows the same neighbour. Before each wrk run the
+harness waits for a drain (nothing in flight in the gateway, the outbox published, and
+every process of every implementation and PostgreSQL quiet), so one run's leftovers
+do not land on the next one's numbers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, cast
+
+import psutil
+
+from bench.baselines.launch import Implementation, Name
+from bench.harness import events, export, wrk
+from bench.harness.dataset import (
+    Dataset,
+    count_orders,
+    create_databases,
+    describe,
+    seed_readers,
+    seed_rest,
+)
+from bench.harness.implementations import (
+    DESCRIPTIONS,
+    OrdermeshStack,
+    Running,
+    baseline,
+    rabbitmq,
+    running_baseline,
+)
+from bench.harness.otlp import OtlpSink
+from bench.harness.pinning import Pinning, affinity
+from bench.harness.plan import Plan
+from bench.harness.processes import Measure, Watched, wait_quiet
+from bench.harness.scenarios import WRK, WrkScenario
+from bench.harness.stats import spread
+
+BASELINES: tuple[Name, ...] = ("sync", "default_async", "ceiling")
+
+
+@dataclass
+class Context:
+    plan: Plan
+    stack: OrdermeshStack
+    running: list[Running]
+    watched: dict[str, Watched]
+    everything: Watched  # all implementations' processes and the shared ones
+    dataset: Dataset
+    log: Callable[[str], None]
+    runs: list[dict[str, Any]] = field(default_factory=list)
+    export: dict[str, Any] | None = None
+    events: dict[str, Any] | None = None
+    data: dict[str, Any] = field(default_factory=dict)
+
+    def order(self, round_: int, names: Sequence[Running] | None = None) -> list[Running]:
+        items = list(names if names is not None else self.running)
+        shift = round_ % len(items)
+        return items[shift:] + items[:shift]
+
+    def drain(self) -> float:
+        """Seconds waited until nothing is left of the last run (or the plan's limit)."""
+        started = time.perf_counter()
+        limit = self.plan.drain_seconds
+        for implementation in self.running:
+            while implementation.busy() and time.perf_counter() - started < limit:
+                time.sleep(0.1)
+        left = max(0.5, limit - (time.perf_counter() - started))
+        wait_quiet(self.everything, seconds=left)
+        return time.perf_counter() - started
+
+
+def run(plan: Plan, log: Callable[[str], None] | None = None) -> dict[str, Any]:
+    """Measure `plan`; the document report.py completes (results, targets) and writes."""
+    say = log or _stderr
+    started_at, started = datetime.now(UTC), time.perf_counter()
+    pinning = Pinning.for_machine(plan.pin)
+    if pinning is not None:
+        pinning.pin_self()
+    work = Path(tempfile.mkdtemp(prefix="ordermesh-harness-"))
+    load_before = os.getloadavg()[0]
+    try:
+        with contextlib.ExitStack() as exits:
+            sink = exits.enter_context(OtlpSink())
+            say(f"starting the Ordermesh stack (state in {work / 'stack'})")
+            stack = exits.enter_context(OrdermeshStack(work / "stack", sink.endpoint))
+            ctx, seeding = _prepare(plan, stack, work, exits, pinning, say)
+            _measure(ctx, seeding, say)
+            implementations = {
+                r.name: {
+                    "description": DESCRIPTIONS[r.name],
+                    "front": r.front,
+                    "processes": {role: p.pid for role, p in r.own.items()},
+                    "affinity": {role: affinity(p.pid) for role, p in r.own.items()},
+                }
+                for r in ctx.running
+            }
+            spans = {"export_posts": sink.posts, "export_bytes": sink.bytes}
+    except BaseException:
+        say(f"failed; logs kept in {work}")
+        raise
+    shutil.rmtree(work, ignore_errors=True)
+    return {
+        "kind": "ordermesh-benchmark",
+        "started_at": started_at.isoformat(timespec="seconds"),
+        "run_seconds": time.perf_counter() - started,
+        "machine": {
+            "cpus": os.cpu_count(),
+            "load_avg_1m_before": load_before,
+            "memory_gb": psutil.virtual_memory().total / 1024**3,
+            "pinning": pinning.describe() if pinning else None,
+            "wrk_threads": wrk.threads_for(max(plan.connections)),
+        },
+        "plan": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(plan).items()},
+        "implementations": implementations,
+        "ordermesh_settings": {
+            "defaults": "gateway max_in_flight 256 (503 beyond), rate limit 100/s per subject "
+            "(burst 200), traces sampled at 10%, RED metrics on",
+            "tracing_export": spans,
+        },
+        "data": ctx.data,
+        "runs": ctx.runs,
+        "export": ctx.export,
+        "events": ctx.events,
+    }
+
+
+def _prepare(
+    plan: Plan,
+    stack: OrdermeshStack,
+    work: Path,
+    exits: contextlib.ExitStack,
+    pinning: Pinning | None,
+    say: Callable[[str], None],
+) -> tuple[Context, dict[str, Any]]:
+    names = [n for n in plan.implementations if n in ("sync", "default_async")]
+    urls = {"ordermesh": stack.orders_db}
+    created = asyncio.run(create_databases(stack.server, [f"bench_{n}" for n in names]))
+    urls |= dict(zip(names, created.values(), strict=True))
+    say(f"seeding {plan.data.small_orders} reader orders into {len(urls)} databases")
+    dataset, small = asyncio.run(
+        seed_readers(urls.values(), stack.notify_db, plan.data, work / "files")
+    )
+    seeding: dict[str, Any] = {"readers_seconds": small, "urls": list(urls.values())}
+    baselines: list[tuple[Name, Implementation]] = []
+    for name in BASELINES:
+        if name in plan.implementations:
+            implementation = baseline(
+                name,
+                log_dir=work / "logs",
+                database_url=urls.get(name, stack.orders_db),
+                notify_url=stack.notify_url,
+                export_customer=dataset.export_customer,
+                export_rows=dataset.export_rows,
+            )
+            implementation.start()
+            exits.callback(implementation.stop)
+            baselines.append((name, implementation))
+    for _, implementation in baselines:
+        implementation.wait_ready()
+    running = [stack.running()] if "ordermesh" in plan.implementations else []
+    running += [running_baseline(name, impl) for name, impl in baselines]
+    running.sort(key=lambda r: plan.implementations.index(r.name))
+    if pinning is not None:
+        for r in running:
+            pinning.pin_front(r.own[r.front].pid)
+    shared = {"postgres": stack.postgres(), "prometheus": psutil.Process(stack.pid("prometheus"))}
+    broker = rabbitmq()
+    if broker is not None:
+        shared["rabbitmq"] = broker
+    watched = {r.name: Watched(r.own, shared) for r in running}
+    own_all = {f"{r.name}.{role}": p for r in running for role, p in r.own.items()}
+    own_all |= {
+        f"ordermesh.{s}": psutil.Process(stack.pid(s)) for s in ("gateway", "orders", "notify")
+    }
+    ctx = Context(plan, stack, running, watched, Watched(own_all, shared), dataset, say)
+    return ctx, seeding
+
+
+def _measure(ctx: Context, seeding: dict[str, Any], say: Callable[[str], None]) -> None:
+    plan = ctx.plan
+    urls = cast(list[str], seeding["urls"])
+    sizes: dict[str, int] = {}
+    if "size" in plan.scenarios:
+        sizes["small"] = asyncio.run(count_orders(ctx.stack.orders_db))
+        with_data = [r for r in ctx.running if r.name != "ceiling"]
+        _wrk(ctx, WRK["read"], "size_small", (plan.size_connections,), with_data)
+    say(f"seeding the rest: {plan.data.total_orders} orders in all")
+    seeding["rest_seconds"] = asyncio.run(seed_rest(urls, plan.data))
+    sizes["large"] = asyncio.run(count_orders(ctx.stack.orders_db))
+    if "size" in plan.scenarios:
+        with_data = [r for r in ctx.running if r.name != "ceiling"]
+        _wrk(ctx, WRK["read"], "size_large", (plan.size_connections,), with_data)
+    for name in ("read", "list", "summary"):
+        if name in plan.scenarios:
+            _wrk(ctx, WRK[name], name, plan.connections, ctx.running)
+    if "export" in plan.scenarios:
+        ctx.export = _export(ctx)
+    if "create" in plan.scenarios:
+        _wrk(ctx, WRK["create"], "create", plan.connections, ctx.running)
+        ctx.events = _events(ctx)
+    ctx.data = {
+        **describe(ctx.dataset, plan.data),
+        "orders_in_table": sizes,
+        "seeding": seeding,
+    }
+
+
+def _wrk(
+    ctx: Context,
+    scenario: WrkScenario,
+    label: str,
+    levels: Sequence[int],
+    implementations: Sequence[Running],
+) -> None:
+    plan, limit = ctx.plan, ctx.plan.data.page_limit
+    if plan.warmup > 0:
+        for implementation in implementations:
+            ctx.drain()
+            wrk.run(
+                scenario.script,
+                implementation.url,
+                connections=levels[0],
+                seconds=plan.warmup,
+                env=scenario.env(ctx.dataset, limit),
+                timeout=plan.timeout,
+            )
+    for connections in levels:
+        for round_ in range(plan.rounds):
+            for implementation in ctx.order(round_, implementations):
+                waited = ctx.drain()
+                with Measure(ctx.watched[implementation.name]) as usage:
+                    result = wrk.run(
+                        scenario.script,
+                        implementation.url,
+                        connections=connections,
+                        seconds=plan.duration,
+                        env=scenario.env(ctx.dataset, limit),
+                        timeout=plan.timeout,
+                    )
+                ctx.runs.append(
+                    {
+                        "scenario": label,
+                        "implementation": implementation.name,
+                        "connections": connections,
+                        "round": round_,
+                        **result.record(),
+                        "cpu_own_s": usage.cpu_own,
+                        "cpu_shared_s": usage.cpu_shared,
+                        "cpu_s_per_1k": usage.cpu_per_1k(result.requests),
+                        "peak_rss_mb": usage.peak_rss_mb,
+                        "machine_busy_cores": usage.machine_busy_cores,
+                        "drain_wait_s": waited,
+                    }
+                )
+                ctx.log(
+                    f"{label:<10} c={connections:<5} round {round_} {implementation.name:<13} "
+                    f"{result.ok_per_second:>8.0f} 2xx/s  p50 {result.p50_ms:7.1f} ms  "
+                    f"p99 {result.p99_ms:7.1f} ms  sheds {result.shed:>6}  "
+                    f"errors {result.errors:>5}  (drained {waited:.1f}s)"
+                )
+
+
+def _export(ctx: Context) -> dict[str, Any]:
+    plan, dataset = ctx.plan, ctx.dataset
+    checked: dict[str, int] = {}
+    for implementation in ctx.running:
+        ctx.drain()
+        checked[implementation.name] = export.count_rows(implementation.url, dataset.export_token)
+    runs: list[dict[str, Any]] = []
+    copies: list[dict[str, Any]] = []
+    for round_ in range(plan.rounds):
+        for implementation in ctx.order(round_):
+            ctx.drain()
+            front = implementation.own[implementation.front]
+            timed = export.timed_export(implementation.url, dataset.export_token, front)
+            timed |= {
+                "implementation": implementation.name,
+                "round": round_,
+                "rows_per_second": dataset.export_rows / timed["seconds"],
+            }
+            runs.append(timed)
+            ctx.log(
+                f"export     round {round_} {implementation.name:<13} {timed['seconds']:.2f} s "
+                f"status {timed['status']}  RSS +{timed['front_rss_growth_mb']:.1f} MB"
+            )
+        ctx.drain()
+        copied = export.timed_copy(ctx.stack.orders_db, dataset.export_customer)
+        copies.append({"round": round_, **copied})
+        ctx.log(f"export     round {round_} psql COPY      {copied['seconds']:.2f} s")
+    return {
+        "rows": dataset.export_rows,
+        "rows_read_back": checked,
+        "copy_statement": export.copy_statement(dataset.export_customer),
+        "runs": runs,
+        "copy": copies,
+    }
+
+
+def _events(ctx: Context) -> dict[str, Any] | None:
+    rates: dict[int, list[float]] = {}
+    for run in ctx.runs:
+        if run["scenario"] == "create" and run["implementation"] == "ordermesh":
+            rates.setdefault(run["connections"], []).append(run["ok_per_second"])
+    if not rates or ctx.plan.event_seconds <= 0:
+        return None
+    best = max(spread(values)["median"] for values in rates.values())
+    ctx.drain()
+    found = asyncio.run(
+        events.probe(
+            ctx.stack.url,
+            ctx.stack.notify_db,
+            rate=max(1.0, best / 2),
+            seconds=ctx.plan.event_seconds,
+        )
+    )
+    ctx.log(
+        f"events     {found['rate']:.0f}/s for {found['seconds']:.0f} s: p50 {found['p50_ms']} ms, "
+        f"p99 {found['p99_ms']} ms ({found['recorded']}/{found['created']} recorded)"
+    )
+    return {"max_create_rate": best, **found}
+
+
+def _stderr(line: str) -> None:
+    sys.stderr.write(f"[{datetime.now().strftime('%H:%M:%S')}] {line}\n")
+    sys.stderr.flush()
