@@ -53,6 +53,30 @@ ORDER_STATUS_CONFIRMED: OrderStatus.ValueType  # 2
 ORDER_STATUS_CANCELLED: OrderStatus.ValueType  # 3
 Global___OrderStatus: _TypeAlias = OrderStatus  # noqa: Y015
 
+class _ExportFormat:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ExportFormatEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ExportFormat.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    EXPORT_FORMAT_UNSPECIFIED: _ExportFormat.ValueType  # 0
+    """as EXPORT_FORMAT_ORDERS"""
+    EXPORT_FORMAT_ORDERS: _ExportFormat.ValueType  # 1
+    """ExportOrdersResponse.orders"""
+    EXPORT_FORMAT_NDJSON: _ExportFormat.ValueType  # 2
+    """ExportOrdersResponse.ndjson"""
+
+class ExportFormat(_ExportFormat, metaclass=_ExportFormatEnumTypeWrapper):
+    """What an export stream carries. A client that sets no format gets typed orders."""
+
+EXPORT_FORMAT_UNSPECIFIED: ExportFormat.ValueType  # 0
+"""as EXPORT_FORMAT_ORDERS"""
+EXPORT_FORMAT_ORDERS: ExportFormat.ValueType  # 1
+"""ExportOrdersResponse.orders"""
+EXPORT_FORMAT_NDJSON: ExportFormat.ValueType  # 2
+"""ExportOrdersResponse.ndjson"""
+Global___ExportFormat: _TypeAlias = ExportFormat  # noqa: Y015
+
 @_typing.final
 class LineItem(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
@@ -366,15 +390,19 @@ class ExportOrdersRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     CUSTOMER_ID_FIELD_NUMBER: _builtins.int
+    FORMAT_FIELD_NUMBER: _builtins.int
     customer_id: _builtins.str
+    format: Global___ExportFormat.ValueType
+    """another value is INVALID_ARGUMENT"""
     def __init__(
         self,
         *,
         customer_id: _builtins.str = ...,
+        format: Global___ExportFormat.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["customer_id", b"customer_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["customer_id", b"customer_id", "format", b"format"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -385,16 +413,25 @@ class ExportOrdersResponse(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     ORDERS_FIELD_NUMBER: _builtins.int
+    NDJSON_FIELD_NUMBER: _builtins.int
+    ndjson: _builtins.bytes
+    """EXPORT_FORMAT_NDJSON: UTF-8 JSON lines, one order each, every line complete and
+    ending in "\\n"; a line is the order's public JSON, byte for byte what the gateway's
+    GET /v1/orders/{id} answers for it. A message holds at most 1 MiB of lines.
+    """
     @_builtins.property
-    def orders(self) -> _containers.RepeatedCompositeFieldContainer[Global___Order]: ...
+    def orders(self) -> _containers.RepeatedCompositeFieldContainer[Global___Order]:
+        """EXPORT_FORMAT_ORDERS: a batch of orders."""
+
     def __init__(
         self,
         *,
         orders: _abc.Iterable[Global___Order] | None = ...,
+        ndjson: _builtins.bytes = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["orders", b"orders"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["ndjson", b"ndjson", "orders", b"orders"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

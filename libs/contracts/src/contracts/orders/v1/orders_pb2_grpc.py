@@ -105,7 +105,8 @@ class OrdersServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ExportOrders(self, request, context):
-        """All of a customer's orders, oldest first, in batches from one consistent snapshot.
+        """All of a customer's orders, oldest first, in batches from one consistent snapshot:
+        typed orders, or (format EXPORT_FORMAT_NDJSON) their public JSON lines ready to send.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -40,7 +40,9 @@ class OrdersServiceStub:
     CancelOrder: _aio.UnaryUnaryMultiCallable[_orders_pb2.CancelOrderRequest, _orders_pb2.CancelOrderResponse]
     """PENDING -> CANCELLED. Cancelling a cancelled order is a no-op."""
     ExportOrders: _aio.UnaryStreamMultiCallable[_orders_pb2.ExportOrdersRequest, _orders_pb2.ExportOrdersResponse]
-    """All of a customer's orders, oldest first, in batches from one consistent snapshot."""
+    """All of a customer's orders, oldest first, in batches from one consistent snapshot:
+    typed orders, or (format EXPORT_FORMAT_NDJSON) their public JSON lines ready to send.
+    """
 
 class OrdersServiceServicer(metaclass=_abc_1.ABCMeta):
     @_abc_1.abstractmethod
@@ -90,6 +92,8 @@ class OrdersServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _orders_pb2.ExportOrdersRequest,
         context: _aio.ServicerContext[_orders_pb2.ExportOrdersRequest, _abc.AsyncIterator[_orders_pb2.ExportOrdersResponse]],
     ) -> _abc.AsyncIterator[_orders_pb2.ExportOrdersResponse]:
-        """All of a customer's orders, oldest first, in batches from one consistent snapshot."""
+        """All of a customer's orders, oldest first, in batches from one consistent snapshot:
+        typed orders, or (format EXPORT_FORMAT_NDJSON) their public JSON lines ready to send.
+        """
 
 def add_OrdersServiceServicer_to_server(servicer: OrdersServiceServicer, server: _aio.Server) -> None: ...
