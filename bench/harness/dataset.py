@@ -39,6 +39,7 @@ READERS: Final = "bench"
 EXPORTER: Final = "export"
 BULK: Final = "bulk"
 CREATORS: Final = "creator"
+EXPORT_CUSTOMER: Final = f"{EXPORTER}-0"
 TOKEN_SECONDS: Final = 12 * 3600  # outlives the longest run
 
 
@@ -127,7 +128,7 @@ def _write_files(customers: list[SeededCustomer], data: Data, folder: Path) -> D
     shuffle = random.Random(0).shuffle
     shuffle(reads)
     shuffle(pages)
-    exporter = f"{EXPORTER}-0"
+    exporter = EXPORT_CUSTOMER
     dataset = Dataset(
         reads=folder / "reads.txt",
         pages=folder / "pages.txt",

@@ -4,9 +4,9 @@ The implementation being measured has its front tier (the gateway, a baseline's 
 the ceiling) on the first CPU; everything else (wrk, back tiers, orders, notify,
 Prometheus, PostgreSQL and this harness) shares the others. Every implementation gets
 the same split, so no front tier competes with wrk or its own back end for its core,
-and the numbers repeat. The harness pins itself first: what it starts inherits that, and
-only the front tiers are moved. RabbitMQ is the machine's shared node, not started
+and the numbers repeat. RabbitMQ is the machine's shared node, not started
 here: it is left where it is. With one CPU, or `--no-pin`, nothing is pinned.
+Pinning happens once everything is up, so start-up itself uses every CPU.
 """
 
 from __future__ import annotations
@@ -29,12 +29,13 @@ class Pinning:
             return None
         return cls(frozenset(cpus[:1]), frozenset(cpus[1:]))
 
-    def pin_self(self) -> None:
-        """This process (all its threads): children started afterwards inherit it."""
-        set_affinity(os.getpid(), self.rest)
-
-    def pin_front(self, pid: int) -> None:
-        set_affinity(pid, self.front)
+    def apply(self, *, fronts: list[int], others: list[int]) -> None:
+        """This process and `others` to the shared CPUs, `fronts` to their own. What
+        starts later inherits from its parent (a PostgreSQL backend from the postmaster)."""
+        for pid in [os.getpid(), *others]:
+            set_affinity(pid, self.rest)
+        for pid in fronts:
+            set_affinity(pid, self.front)
 
     def describe(self) -> dict[str, list[int]]:
         return {"front_tier": sorted(self.front), "everything_else": sorted(self.rest)}
@@ -42,7 +43,11 @@ class Pinning:
 
 def set_affinity(pid: int, cpus: frozenset[int]) -> None:
     """Every thread of `pid` (taskset -a): sched_setaffinity on a pid moves one thread only."""
-    for task in Path(f"/proc/{pid}/task").iterdir():
+    try:
+        tasks = list(Path(f"/proc/{pid}/task").iterdir())
+    except FileNotFoundError:
+        return  # the process ended meanwhile
+    for task in tasks:
         with contextlib.suppress(ProcessLookupError):  # a thread that ended meanwhile
             os.sched_setaffinity(int(task.name), cpus)
 

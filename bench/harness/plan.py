@@ -43,8 +43,11 @@ class Plan:
     warmup: float = 2.0  # seconds of untimed load per scenario and implementation
     size_connections: int = 64  # the 10k vs 1M read probe
     event_seconds: float = 10.0  # the paced create probe (0: skip it)
-    drain_seconds: float = 60.0  # longest wait for quiet between runs
-    timeout: str = "10s"  # wrk's per-request timeout
+    drain_seconds: float = 180.0  # longest wait for this run's processes to go quiet
+    outside_wait_seconds: float = 20.0  # longest wait for outside load to pass (shared box)
+    # wrk's per-request timeout, under the run's length (else slow answers go uncounted):
+    # the gateway's own request budget, and about where a client gives up.
+    timeout: str = "5s"
     pin: bool = True
     data: Data = Data()
 
@@ -68,6 +71,7 @@ def smoke(out: Path) -> Plan:
         warmup=0.0,
         event_seconds=1.5,
         drain_seconds=5.0,
+        outside_wait_seconds=0.0,
         data=Data(
             readers=20,
             small_orders=400,

@@ -66,7 +66,10 @@ class Usage:
     cpu_shared: dict[str, float] = field(default_factory=dict)
     rss_before_mb: dict[str, float] = field(default_factory=dict)
     peak_rss_mb: dict[str, float] = field(default_factory=dict)
-    machine_busy_cores: float = 0.0  # all of the machine's CPUs: shows outside load too
+    machine_busy_cores: float = 0.0  # all of the machine's CPUs
+    # Busy CPU that none of the processes started here (nor RabbitMQ) used: outside load,
+    # which would skew the run (the machine may be shared).
+    outside_cores: float = 0.0
 
     def cpu_per_1k(self, requests: int) -> float:
         """CPU seconds of the implementation's own processes per 1,000 requests."""
@@ -86,7 +89,7 @@ class Measure:
 
     def __enter__(self) -> Usage:
         self._own, self._shared = self.watched.cpu()
-        self._machine = _busy_seconds()
+        self._machine, self._ours = _busy_seconds(), self._our_seconds()
         self.usage.rss_before_mb = self._rss()
         self.usage.peak_rss_mb = dict(self.usage.rss_before_mb)
         self._started = time.perf_counter()
@@ -103,7 +106,13 @@ class Measure:
         self.usage.seconds = time.perf_counter() - self._started
         self.usage.cpu_own = _delta(own, self._own)
         self.usage.cpu_shared = _delta(shared, self._shared)
-        self.usage.machine_busy_cores = (_busy_seconds() - self._machine) / self.usage.seconds
+        busy = _busy_seconds() - self._machine
+        self.usage.machine_busy_cores = busy / self.usage.seconds
+        ours = self._our_seconds() - self._ours
+        self.usage.outside_cores = max(0.0, busy - ours) / self.usage.seconds
+
+    def _our_seconds(self) -> float:
+        return our_seconds(self.watched.shared)
 
     def _rss(self) -> dict[str, float]:
         return {role: rss_mb(p) for role, p in self.watched.own.items()}
@@ -130,6 +139,32 @@ def wait_quiet(watched: Watched, *, seconds: float, cores: float = 0.15) -> floa
         calm = calm + 1 if (now - before) / 0.3 < cores else 0
         before = now
     return time.perf_counter() - started
+
+
+def our_seconds(shared: Mapping[str, psutil.Process]) -> float:
+    """This process and all it started (stacks, baselines, wrk), plus the shared ones
+    outside that tree (PostgreSQL daemonizes away from its parent; RabbitMQ)."""
+    me = psutil.Process()
+    mine = {p.pid for p in me.children(recursive=True)}
+    total = cpu_seconds(me, tree=True)
+    return total + sum(cpu_seconds(p, tree=True) for p in shared.values() if p.pid not in mine)
+
+
+def wait_outside_quiet(
+    shared: Mapping[str, psutil.Process], *, seconds: float, cores: float = 0.25
+) -> float:
+    """Wait (at most `seconds`) until work not started here uses under `cores` in two
+    0.5 s windows in a row: the machine may be shared. The outside cores last seen."""
+    started = time.perf_counter()
+    calm, outside = 0, 0.0
+    while calm < 2 and time.perf_counter() - started < seconds:
+        busy, ours, at = _busy_seconds(), our_seconds(shared), time.perf_counter()
+        time.sleep(0.5)
+        elapsed = time.perf_counter() - at
+        busy, ours = _busy_seconds() - busy, our_seconds(shared) - ours
+        outside = max(0.0, busy - ours) / elapsed
+        calm = calm + 1 if outside < cores else 0
+    return outside
 
 
 def _busy_seconds() -> float:

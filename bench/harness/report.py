@@ -108,7 +108,15 @@ def markdown(doc: dict[str, Any]) -> str:
             else "no pinning"
         )
         + f"; load average before the run {machine['load_avg_1m_before']:.2f}. "
-        f"The run took {doc['run_seconds'] / 60:.1f} min.",
+        f"The run took {doc['run_seconds'] / 60:.1f} min. {_outside(doc['runs'])}",
+        "",
+        f"Code: {doc['code']['commit'][:12]}"
+        + (
+            f" with {len(doc['code']['uncommitted'])} uncommitted file(s) (results.json lists them)"
+            if doc["code"]["uncommitted"]
+            else ""
+        )
+        + ".",
         "",
         f"Plan: {', '.join(plan['scenarios'])} at {', '.join(map(str, plan['connections']))} "
         f"connections, {plan['rounds']} round(s) of {plan['duration']:g} s "
@@ -159,6 +167,17 @@ def markdown(doc: dict[str, Any]) -> str:
     lines += ["", "## Peak RSS per process at the highest concurrency (MB)", ""]
     lines += _rss_table(results, max(plan["connections"]))
     return "\n".join(lines) + "\n"
+
+
+def _outside(runs: list[dict[str, Any]]) -> str:
+    """How busy the machine was with work not started here, during the wrk runs."""
+    if not runs:
+        return ""
+    outside = sorted(r["outside_cores"] for r in runs)
+    return (
+        f"CPU busy outside this run's processes during wrk runs: median "
+        f"{outside[len(outside) // 2]:.2f}, max {outside[-1]:.2f} cores."
+    )
 
 
 def _ms(value: float | None) -> str:

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import os
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -28,6 +29,7 @@ import psutil
 from bench.baselines.launch import Implementation, Name
 from bench.harness import events, export, wrk
 from bench.harness.dataset import (
+    EXPORT_CUSTOMER,
     Dataset,
     count_orders,
     create_databases,
@@ -46,10 +48,11 @@ from bench.harness.implementations import (
 from bench.harness.otlp import OtlpSink
 from bench.harness.pinning import Pinning, affinity
 from bench.harness.plan import Plan
-from bench.harness.processes import Measure, Watched, wait_quiet
+from bench.harness.processes import Measure, Watched, wait_outside_quiet, wait_quiet
 from bench.harness.scenarios import WRK, WrkScenario
 from bench.harness.stats import spread
 
+ROOT = Path(__file__).resolve().parents[2]
 BASELINES: tuple[Name, ...] = ("sync", "default_async", "ceiling")
 
 
@@ -73,7 +76,8 @@ class Context:
         return items[shift:] + items[:shift]
 
     def drain(self) -> float:
-        """Seconds waited until nothing is left of the last run (or the plan's limit)."""
+        """Seconds waited until nothing is left of the last run (or the plan's limit),
+        then (briefly) for load from outside this run to pass."""
         started = time.perf_counter()
         limit = self.plan.drain_seconds
         for implementation in self.running:
@@ -81,7 +85,11 @@ class Context:
                 time.sleep(0.1)
         left = max(0.5, limit - (time.perf_counter() - started))
         wait_quiet(self.everything, seconds=left)
-        return time.perf_counter() - started
+        waited = time.perf_counter() - started
+        if waited >= limit:
+            self.log(f"drain: still busy after {limit:g}s, measuring anyway")
+        wait_outside_quiet(self.everything.shared, seconds=self.plan.outside_wait_seconds)
+        return waited
 
 
 def run(plan: Plan, log: Callable[[str], None] | None = None) -> dict[str, Any]:
@@ -89,8 +97,6 @@ def run(plan: Plan, log: Callable[[str], None] | None = None) -> dict[str, Any]:
     say = log or _stderr
     started_at, started = datetime.now(UTC), time.perf_counter()
     pinning = Pinning.for_machine(plan.pin)
-    if pinning is not None:
-        pinning.pin_self()
     work = Path(tempfile.mkdtemp(prefix="ordermesh-harness-"))
     load_before = os.getloadavg()[0]
     try:
@@ -116,6 +122,7 @@ def run(plan: Plan, log: Callable[[str], None] | None = None) -> dict[str, Any]:
     shutil.rmtree(work, ignore_errors=True)
     return {
         "kind": "ordermesh-benchmark",
+        "code": _code(),
         "started_at": started_at.isoformat(timespec="seconds"),
         "run_seconds": time.perf_counter() - started,
         "machine": {
@@ -151,11 +158,6 @@ def _prepare(
     urls = {"ordermesh": stack.orders_db}
     created = asyncio.run(create_databases(stack.server, [f"bench_{n}" for n in names]))
     urls |= dict(zip(names, created.values(), strict=True))
-    say(f"seeding {plan.data.small_orders} reader orders into {len(urls)} databases")
-    dataset, small = asyncio.run(
-        seed_readers(urls.values(), stack.notify_db, plan.data, work / "files")
-    )
-    seeding: dict[str, Any] = {"readers_seconds": small, "urls": list(urls.values())}
     baselines: list[tuple[Name, Implementation]] = []
     for name in BASELINES:
         if name in plan.implementations:
@@ -164,21 +166,31 @@ def _prepare(
                 log_dir=work / "logs",
                 database_url=urls.get(name, stack.orders_db),
                 notify_url=stack.notify_url,
-                export_customer=dataset.export_customer,
-                export_rows=dataset.export_rows,
+                export_customer=EXPORT_CUSTOMER,
+                export_rows=plan.data.export_rows,
             )
             implementation.start()
             exits.callback(implementation.stop)
             baselines.append((name, implementation))
+    # Seeded while the baselines start (they read nothing before the first request).
+    say(f"seeding {plan.data.small_orders} reader orders into {len(urls)} databases")
+    dataset, small = asyncio.run(
+        seed_readers(urls.values(), stack.notify_db, plan.data, work / "files")
+    )
+    seeding: dict[str, Any] = {"readers_seconds": small, "urls": list(urls.values())}
     for _, implementation in baselines:
         implementation.wait_ready()
     running = [stack.running()] if "ordermesh" in plan.implementations else []
     running += [running_baseline(name, impl) for name, impl in baselines]
     running.sort(key=lambda r: plan.implementations.index(r.name))
+    postgres = stack.postgres()
     if pinning is not None:
-        for r in running:
-            pinning.pin_front(r.own[r.front].pid)
-    shared = {"postgres": stack.postgres(), "prometheus": psutil.Process(stack.pid("prometheus"))}
+        # Only now that all is up (start-up used both CPUs): everything to the shared
+        # CPUs, then each front tier to its own.
+        others = [p.pid for p in psutil.Process().children(recursive=True)]
+        others += [postgres.pid, *(p.pid for p in postgres.children(recursive=True))]
+        pinning.apply(fronts=[r.own[r.front].pid for r in running], others=others)
+    shared = {"postgres": postgres, "prometheus": psutil.Process(stack.pid("prometheus"))}
     broker = rabbitmq()
     if broker is not None:
         shared["rabbitmq"] = broker
@@ -264,7 +276,9 @@ def _wrk(
                         "cpu_s_per_1k": usage.cpu_per_1k(result.requests),
                         "peak_rss_mb": usage.peak_rss_mb,
                         "machine_busy_cores": usage.machine_busy_cores,
+                        "outside_cores": usage.outside_cores,
                         "drain_wait_s": waited,
+                        "drained": waited < plan.drain_seconds,
                     }
                 )
                 ctx.log(
@@ -333,6 +347,25 @@ def _events(ctx: Context) -> dict[str, Any] | None:
         f"p99 {found['p99_ms']} ms ({found['recorded']}/{found['created']} recorded)"
     )
     return {"max_create_rate": best, **found}
+
+
+def _code() -> dict[str, Any]:
+    """The commit measured, and files changed in the work tree then (they ran too)."""
+
+    def git(*args: str) -> str:
+        done = subprocess.run(  # noqa: S603 (git, fixed arguments)
+            [shutil.which("git") or "git", *args],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        return done.stdout.strip()
+
+    return {
+        "commit": git("rev-parse", "HEAD"),
+        "uncommitted": git("status", "--porcelain").splitlines(),
+    }
 
 
 def _stderr(line: str) -> None:

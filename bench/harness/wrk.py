@@ -51,8 +51,9 @@ class WrkRun:
 
     @property
     def errors(self) -> int:
-        """Everything that is neither 2xx nor a designed shed."""
-        return self.other_non_2xx + sum(self.socket_errors.values())
+        """Everything that is neither 2xx nor a designed shed (a run with no answer at
+        all counts as one error: its requests never even timed out within the run)."""
+        return self.other_non_2xx + sum(self.socket_errors.values()) + (self.requests == 0)
 
     @property
     def per_second(self) -> float:
