@@ -1,17 +1,23 @@
-"""Helpers shared by the orders tests: request builders and error-detail readers."""
+"""Helpers shared by the orders tests: request builders, error-detail readers, bulk
+seeding and a peak-RSS sampler."""
 
 from __future__ import annotations
 
 import asyncio
 import socket
+import threading
 import urllib.error
 import urllib.request
 import uuid
+from datetime import UTC, datetime, timedelta
 
+import asyncpg
 import grpc
+import psutil
 from contracts.orders.v1 import orders_pb2 as pb
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
+from orders.repository import ORDER_COLUMNS
 
 
 def line(sku: str = "sku-1", quantity: int = 1, price: int = 100) -> pb.LineItem:
@@ -80,3 +86,54 @@ async def http_status(port: int, path: str) -> int:
             return 0
 
     return await asyncio.to_thread(get)
+
+
+async def seed(
+    db: asyncpg.Connection,
+    customer: str,
+    count: int,
+    *,
+    items: str = '[{"sku": "sku-1", "quantity": 2, "unit_price_minor": 150}]',
+    total_minor: int = 300,
+) -> list[uuid.UUID]:
+    """COPY `count` orders in, one second apart, oldest first; return their ids."""
+    start = datetime(2025, 1, 1, tzinfo=UTC)
+    ids = [uuid.uuid4() for _ in range(count)]
+    records = [
+        (oid, customer, "pending", "EUR", total_minor, items, t, t)
+        for n, oid in enumerate(ids)
+        for t in (start + timedelta(seconds=n),)
+    ]
+    await db.copy_records_to_table(
+        "orders",
+        records=records,
+        columns=ORDER_COLUMNS,
+    )
+    await db.execute("ANALYZE orders")
+    return ids
+
+
+class PeakRss:
+    """Samples this process's resident memory in a thread while the block runs."""
+
+    def __init__(self) -> None:
+        self._process = psutil.Process()
+        self._stop = threading.Event()
+        self.baseline = self.peak = self._process.memory_info().rss
+
+    def __enter__(self) -> PeakRss:
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+    def _sample(self) -> None:
+        while not self._stop.wait(0.02):
+            self.peak = max(self.peak, self._process.memory_info().rss)
+
+    @property
+    def growth_mb(self) -> float:
+        return (self.peak - self.baseline) / 2**20

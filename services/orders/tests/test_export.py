@@ -1,72 +1,24 @@
-"""ExportOrders: every order of the customer, in batches, with flat memory."""
+"""ExportOrders: every order of the customer, in batches, with flat memory (typed orders;
+test_export_ndjson.py has the NDJSON format)."""
 
 from __future__ import annotations
 
 import asyncio
-import threading
-import uuid
-from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 import asyncpg
 import grpc
-import psutil
+import pytest
 from contracts.orders.v1 import orders_pb2 as pb
-from orders.repository import ORDER_COLUMNS
 from orders.server import OrdersRuntime
 
-from .support import create_request
+from .support import PeakRss, create_request, seed
 
 if TYPE_CHECKING:
     from contracts.orders.v1.orders_pb2_grpc import OrdersServiceStub
 
 BULK = 100_000
 BATCH = 500  # the default export_batch_size
-
-
-async def seed(db: asyncpg.Connection, customer: str, count: int) -> list[uuid.UUID]:
-    """COPY `count` orders in, one second apart, oldest first; return their ids."""
-    start = datetime(2025, 1, 1, tzinfo=UTC)
-    ids = [uuid.uuid4() for _ in range(count)]
-    items = '[{"sku": "sku-1", "quantity": 2, "unit_price_minor": 150}]'
-    records = [
-        (oid, customer, "pending", "EUR", 300, items, t, t)
-        for n, oid in enumerate(ids)
-        for t in (start + timedelta(seconds=n),)
-    ]
-    await db.copy_records_to_table(
-        "orders",
-        records=records,
-        columns=ORDER_COLUMNS,
-    )
-    await db.execute("ANALYZE orders")
-    return ids
-
-
-class PeakRss:
-    """Samples this process's resident memory in a thread while the block runs."""
-
-    def __init__(self) -> None:
-        self._process = psutil.Process()
-        self._stop = threading.Event()
-        self.baseline = self.peak = self._process.memory_info().rss
-
-    def __enter__(self) -> PeakRss:
-        self._thread = threading.Thread(target=self._sample, daemon=True)
-        self._thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _sample(self) -> None:
-        while not self._stop.wait(0.02):
-            self.peak = max(self.peak, self._process.memory_info().rss)
-
-    @property
-    def growth_mb(self) -> float:
-        return (self.peak - self.baseline) / 2**20
 
 
 async def test_export_streams_100k_orders_in_batches_with_flat_memory(
@@ -93,10 +45,34 @@ async def test_export_streams_100k_orders_in_batches_with_flat_memory(
     assert rss.growth_mb < 40, f"RSS grew by {rss.growth_mb:.0f} MB during the export"
 
 
-async def test_export_of_a_customer_without_orders_is_empty(stub: OrdersServiceStub) -> None:
+FORMATS = pytest.mark.parametrize(
+    "export_format",
+    [pb.EXPORT_FORMAT_UNSPECIFIED, pb.EXPORT_FORMAT_ORDERS, pb.EXPORT_FORMAT_NDJSON],
+    ids=["unspecified", "orders", "ndjson"],
+)
+
+
+@FORMATS
+async def test_export_of_a_customer_without_orders_is_empty(
+    stub: OrdersServiceStub, export_format: pb.ExportFormat.ValueType
+) -> None:
     await stub.CreateOrder(create_request(customer="alice"))
-    replies = [r async for r in stub.ExportOrders(pb.ExportOrdersRequest(customer_id="bob"))]
+    request = pb.ExportOrdersRequest(customer_id="bob", format=export_format)
+    replies = [r async for r in stub.ExportOrders(request)]
     assert replies == []
+
+
+async def test_a_client_that_sets_no_format_gets_typed_orders(
+    stub: OrdersServiceStub, db: asyncpg.Connection
+) -> None:
+    ids = await seed(db, "alice", 3)
+    for request in (
+        pb.ExportOrdersRequest(customer_id="alice"),
+        pb.ExportOrdersRequest(customer_id="alice", format=pb.EXPORT_FORMAT_ORDERS),
+    ):
+        replies = [r async for r in stub.ExportOrders(request)]
+        assert [o.id for r in replies for o in r.orders] == [str(i) for i in ids]
+        assert all(r.ndjson == b"" for r in replies)
 
 
 async def test_export_sees_one_snapshot(stub: OrdersServiceStub, db: asyncpg.Connection) -> None:
@@ -109,15 +85,16 @@ async def test_export_sees_one_snapshot(stub: OrdersServiceStub, db: asyncpg.Con
     assert total == 2_000
 
 
+@FORMATS
 async def test_a_client_leaving_mid_export_frees_the_database_connection(
-    runtime: OrdersRuntime, db: asyncpg.Connection
+    runtime: OrdersRuntime, db: asyncpg.Connection, export_format: pb.ExportFormat.ValueType
 ) -> None:
     await seed(db, "alice", 20_000)
     async with grpc.aio.insecure_channel(f"127.0.0.1:{runtime.grpc_port}") as channel:
         from contracts.orders.v1.orders_pb2_grpc import OrdersServiceStub
 
         stream = OrdersServiceStub(channel).ExportOrders(
-            pb.ExportOrdersRequest(customer_id="alice")
+            pb.ExportOrdersRequest(customer_id="alice", format=export_format)
         )
         await stream.read()
         stream.cancel()

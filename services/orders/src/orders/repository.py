@@ -6,8 +6,9 @@ an event exists exactly when the change it reports was committed.
 
 from __future__ import annotations
 
+import contextlib
 import uuid
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import Any
@@ -36,6 +37,11 @@ ORDER_COLUMNS = (
     "updated_at",
 )
 _ORDER_COLUMNS = ", ".join(ORDER_COLUMNS)
+# The same columns as the NDJSON export reads them (orders.public_json.ExportRow): the id
+# and the items as text, which skips a UUID object and the jsonb codec per row.
+EXPORT_ROW_COLUMNS = (
+    "id::text, customer_id, status, currency, total_minor, items::text, created_at, updated_at"
+)
 StatusEvent = type[OrderConfirmed] | type[OrderCancelled]
 _EVENT_FOR_STATUS: dict[OrderStatus, StatusEvent] = {
     OrderStatus.CONFIRMED: OrderConfirmed,
@@ -162,17 +168,33 @@ class OrdersRepository:
 
     async def export(self, *, customer_id: str, batch_size: int) -> AsyncGenerator[list[Order]]:
         """Every order of the customer, oldest first, in batches from one snapshot."""
+        async with self._export_cursor(_ORDER_COLUMNS, customer_id) as cursor:
+            while rows := await cursor.fetch(batch_size):
+                yield [_to_order(row) for row in rows]
+
+    async def export_rows(
+        self, *, customer_id: str, batch_size: int
+    ) -> AsyncGenerator[list[asyncpg.Record]]:
+        """As `export`, but raw EXPORT_ROW_COLUMNS rows, for orders.public_json."""
+        async with self._export_cursor(EXPORT_ROW_COLUMNS, customer_id) as cursor:
+            while rows := await cursor.fetch(batch_size):
+                yield rows
+
+    @contextlib.asynccontextmanager
+    async def _export_cursor(
+        self, columns: str, customer_id: str
+    ) -> AsyncIterator[asyncpg.cursor.Cursor[asyncpg.Record]]:
+        """A cursor over the customer's orders, oldest first, in a read-only snapshot; the
+        connection goes back to the pool when the block ends (the client left, say)."""
         async with (
             self._connection() as conn,
             conn.transaction(isolation="repeatable_read", readonly=True),
         ):
-            cursor = await conn.cursor(
-                f"""SELECT {_ORDER_COLUMNS} FROM orders WHERE customer_id = $1
+            yield await conn.cursor(
+                f"""SELECT {columns} FROM orders WHERE customer_id = $1
                     ORDER BY created_at, id""",
                 customer_id,
             )
-            while rows := await cursor.fetch(batch_size):
-                yield [_to_order(row) for row in rows]
 
     async def purge_expired_keys(self, *, batch_size: int = 1000) -> int:
         """Delete idempotency keys past their expiry; return how many went."""

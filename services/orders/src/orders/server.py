@@ -168,7 +168,10 @@ class OrdersRuntime:
             ],
         )
         servicer = OrdersServicer(
-            service=service, max_rpc_seconds=s.max_rpc_seconds, batch_size=s.export_batch_size
+            service=service,
+            max_rpc_seconds=s.max_rpc_seconds,
+            batch_size=s.export_batch_size,
+            max_message_bytes=s.max_message_bytes,
         )
         orders_pb2_grpc.add_OrdersServiceServicer_to_server(servicer, server)
         health_pb2_grpc.add_HealthServicer_to_server(self._health, server)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from datetime import timedelta
 
-from orders import pagination
+import asyncpg
+
+from orders import pagination, public_json
 from orders.domain import (
     LineItem,
     Order,
@@ -80,3 +83,20 @@ class OrdersService:
         """All of the customer's orders, oldest first, in batches."""
         validate_customer_id(customer_id)
         return self._repository.export(customer_id=customer_id, batch_size=batch_size)
+
+    def export_ndjson(
+        self, *, customer_id: str, batch_size: int, max_chunk_bytes: int
+    ) -> AsyncGenerator[bytes]:
+        """All of the customer's orders, oldest first, as NDJSON in whole-line chunks."""
+        validate_customer_id(customer_id)
+        rows = self._repository.export_rows(customer_id=customer_id, batch_size=batch_size)
+        return _ndjson(rows, max_chunk_bytes)
+
+
+async def _ndjson(
+    batches: AsyncGenerator[list[asyncpg.Record]], max_bytes: int
+) -> AsyncGenerator[bytes]:
+    async with contextlib.aclosing(batches):  # closing this closes the cursor at once
+        async for rows in batches:
+            for chunk in public_json.ndjson_chunks(rows, max_bytes=max_bytes):
+                yield chunk

@@ -12,17 +12,32 @@ from contracts.orders.v1 import orders_pb2_grpc
 
 from orders.convert import items_from_proto, order_to_proto
 from orders.domain import OrderStatus
+from orders.errors import FieldViolation, ValidationFailed
 from orders.grpc_errors import rpc_scope
 from orders.service import OrdersService
 
 Context = grpc.aio.ServicerContext[Any, Any]
+EXPORT_FORMATS = frozenset(pb.ExportFormat.values())  # UNSPECIFIED means typed orders
+# NDJSON bytes per export message: whole lines, well under the gRPC message limits on
+# both sides (the gateway's receive limit is gRPC's default 4 MiB), so one or two
+# messages are all the gateway holds.
+MAX_NDJSON_CHUNK_BYTES = 1024 * 1024
 
 
 class OrdersServicer(orders_pb2_grpc.OrdersServiceServicer):
-    def __init__(self, *, service: OrdersService, max_rpc_seconds: float, batch_size: int) -> None:
+    def __init__(
+        self,
+        *,
+        service: OrdersService,
+        max_rpc_seconds: float,
+        batch_size: int,
+        max_message_bytes: int,
+    ) -> None:
         self._service = service
         self._max_rpc_seconds = max_rpc_seconds
         self._batch_size = batch_size
+        # Room for the message's own framing (a tag and a length) below the send limit.
+        self._max_chunk_bytes = min(MAX_NDJSON_CHUNK_BYTES, max_message_bytes - 16)
 
     async def CreateOrder(
         self, request: pb.CreateOrderRequest, context: Context
@@ -83,6 +98,20 @@ class OrdersServicer(orders_pb2_grpc.OrdersServiceServicer):
     ) -> AsyncIterator[pb.ExportOrdersResponse]:
         # Only the caller's deadline bounds an export: it may legitimately run long.
         async with rpc_scope(context, max_seconds=None):
+            if request.format not in EXPORT_FORMATS:
+                raise ValidationFailed(
+                    [FieldViolation("format", f"{request.format} is not an ExportFormat")]
+                )
+            if request.format == pb.EXPORT_FORMAT_NDJSON:
+                chunks = self._service.export_ndjson(
+                    customer_id=request.customer_id,
+                    batch_size=self._batch_size,
+                    max_chunk_bytes=self._max_chunk_bytes,
+                )
+                async with contextlib.aclosing(chunks):  # ends the DB cursor if the client leaves
+                    async for chunk in chunks:
+                        yield pb.ExportOrdersResponse(ndjson=chunk)
+                return
             batches = self._service.export_orders(
                 customer_id=request.customer_id, batch_size=self._batch_size
             )
