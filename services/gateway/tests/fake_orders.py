@@ -9,8 +9,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import grpc
+import orjson
 from contracts.orders.v1 import orders_pb2 as pb
 from contracts.orders.v1 import orders_pb2_grpc
+from gateway.convert import order_json
 from google.protobuf.timestamp_pb2 import Timestamp
 
 
@@ -34,7 +36,13 @@ class FakeOrders(orders_pb2_grpc.OrdersServiceServicer):
 
     delay: float = 0.0
     fail_with: list[grpc.StatusCode] = field(default_factory=list)  # popped per call
+    # Made lazily, as the stream is read: a count no buffer can hold (~300 MB of NDJSON
+    # for a million) makes sure a client that leaves does so mid-stream.
     export_count: int = 0
+    # An orders from before ExportFormat: typed orders whatever the request asks for.
+    ignores_export_format: bool = False
+    export_formats: list[int] = field(default_factory=list)
+    export_abandoned: asyncio.Event = field(default_factory=asyncio.Event)  # the caller left
     calls: list[str] = field(default_factory=list)
     deadlines: list[float | None] = field(default_factory=list)
 
@@ -65,12 +73,30 @@ class FakeOrders(orders_pb2_grpc.OrdersServiceServicer):
         self, request: pb.ExportOrdersRequest, context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[pb.ExportOrdersResponse]:
         await self._script("ExportOrders", context)
+        self.export_formats.append(request.format)
+        finished = False
+        try:
+            async for reply in self._export(request):
+                yield reply
+            finished = True
+        finally:
+            if not finished:
+                self.export_abandoned.set()
+
+    async def _export(
+        self, request: pb.ExportOrdersRequest
+    ) -> AsyncIterator[pb.ExportOrdersResponse]:
         sent = 0
         while sent < self.export_count:
             size = min(500, self.export_count - sent)
-            yield pb.ExportOrdersResponse(
-                orders=[make_order(request.customer_id) for _ in range(size)]
-            )
+            batch = [make_order(request.customer_id) for _ in range(size)]
+            if request.format == pb.EXPORT_FORMAT_NDJSON and not self.ignores_export_format:
+                # What orders sends: the lines of the public JSON (the contract test
+                # holds orders' rendering to this one).
+                lines = (orjson.dumps(order_json(o)) + b"\n" for o in batch)
+                yield pb.ExportOrdersResponse(ndjson=b"".join(lines))
+            else:
+                yield pb.ExportOrdersResponse(orders=batch)
             sent += size
 
     # Not used by these tests; present because the servicer declares every RPC.

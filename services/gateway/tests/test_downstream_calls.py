@@ -10,12 +10,18 @@ import asyncio
 import time
 import tracemalloc
 import uuid
+from collections.abc import AsyncGenerator
 
 import grpc
+import orjson
 import pytest
+from contracts.orders.v1 import orders_pb2 as pb
+from gateway.api import ClosingStreamingResponse
+from gateway.convert import order_json
+from starlette.types import Message
 
 from .conftest import Start, token
-from .fake_orders import FakeOrders
+from .fake_orders import FakeOrders, make_order
 
 
 async def test_each_call_gets_what_is_left_of_the_request_budget(start: Start) -> None:
@@ -131,6 +137,82 @@ async def test_the_export_streams_100k_orders_in_bounded_memory(start: Start) ->
     assert growth < size / 5, (growth, size)
 
 
+async def test_the_export_asks_orders_for_ndjson_and_relays_it_unchanged(start: Start) -> None:
+    fake, client, _ = await start(FakeOrders(export_count=1_200))
+    response = await client.get("/v1/orders/export", headers=token())
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/x-ndjson"
+    assert fake.export_formats == [pb.EXPORT_FORMAT_NDJSON]
+    lines = response.content.split(b"\n")
+    assert lines.pop() == b""  # every line ends in a newline, the last one too
+    assert len(lines) == 1_200
+    # The fake's orders differ only in their ids: the line is orders' rendering as sent.
+    expected = orjson.dumps(order_json(make_order("alice", orjson.loads(lines[0])["id"])))
+    assert lines[0] == expected
+
+
+async def test_the_export_renders_typed_orders_from_an_orders_without_ndjson(
+    start: Start,
+) -> None:
+    fake, client, _ = await start(FakeOrders(export_count=700, ignores_export_format=True))
+    response = await client.get("/v1/orders/export", headers=token())
+    assert response.status_code == 200
+    assert fake.export_formats == [pb.EXPORT_FORMAT_NDJSON]  # asked, and not understood
+    lines = response.content.splitlines()
+    assert len(lines) == 700
+    first = orjson.loads(lines[0])
+    assert lines[0] == orjson.dumps(order_json(make_order("alice", first["id"])))
+
+
+async def test_an_export_that_cannot_start_answers_a_real_status(start: Start) -> None:
+    fake, client, _ = await start(
+        FakeOrders(export_count=10, fail_with=[grpc.StatusCode.UNAVAILABLE])
+    )
+    response = await client.get("/v1/orders/export", headers=token())
+    assert response.status_code == 503
+    assert response.headers["content-type"] == "application/problem+json"
+    assert fake.calls == ["ExportOrders"]  # a stream is never retried
+
+
+async def test_a_client_leaving_mid_export_cancels_the_orders_stream(start: Start) -> None:
+    fake, client, _ = await start(FakeOrders(export_count=1_000_000))
+    async with client.stream("GET", "/v1/orders/export", headers=token()) as response:
+        assert response.status_code == 200
+        async for _ in response.aiter_bytes():
+            break
+    await asyncio.wait_for(fake.export_abandoned.wait(), timeout=10)
+
+
+async def test_the_export_body_is_closed_when_the_client_leaves_during_a_send() -> None:
+    # Starlette's own StreamingResponse leaves the body suspended here (until garbage
+    # collection): ClosingStreamingResponse exists for this case.
+    closed = asyncio.Event()
+
+    async def body() -> AsyncGenerator[bytes]:
+        try:
+            while True:
+                yield b"{}\n"
+        finally:
+            closed.set()
+
+    chunks = body()  # held here, so no garbage collection can close it instead
+    response = ClosingStreamingResponse(chunks, media_type="application/x-ndjson")
+    sending = asyncio.Event()
+
+    async def send(message: Message) -> None:
+        if message["type"] == "http.response.body":
+            sending.set()
+            await asyncio.Event().wait()  # a client that reads no more
+
+    async def receive() -> Message:
+        await sending.wait()
+        return {"type": "http.disconnect"}
+
+    scope = {"type": "http", "asgi": {"version": "3.0", "spec_version": "2.3"}}
+    await asyncio.wait_for(response(scope, receive, send), timeout=5)
+    assert closed.is_set()
+
+
 async def test_red_metrics_name_routes_methods_and_outcomes(start: Start) -> None:
     _, client, runtime = await start(FakeOrders())
     order = f"/v1/orders/{uuid.uuid4()}"
@@ -155,7 +237,7 @@ async def test_red_metrics_name_routes_methods_and_outcomes(start: Start) -> Non
 
 async def test_an_export_abandoned_during_a_trial_frees_the_circuit(start: Start) -> None:
     fake, client, _ = await start(
-        FakeOrders(export_count=50_000), breaker_failures=1, breaker_reset_seconds=0.2
+        FakeOrders(export_count=1_000_000), breaker_failures=1, breaker_reset_seconds=0.2
     )
     fake.fail_with = [grpc.StatusCode.INTERNAL]
     assert (
@@ -166,7 +248,9 @@ async def test_an_export_abandoned_during_a_trial_frees_the_circuit(start: Start
         assert response.status_code == 200
         async for _ in response.aiter_bytes():
             break  # the client hangs up after the first chunk
-    await asyncio.sleep(0.3)
+    # The gateway gave its verdict (none) before cancelling the stream orders now sees
+    # ended; waiting for that, not for a fixed time, keeps a loaded machine from failing.
+    await asyncio.wait_for(fake.export_abandoned.wait(), timeout=10)
     # The abandoned trial gave no verdict; the next call may try again (and succeeds).
     response = await client.get(f"/v1/orders/{uuid.uuid4()}", headers=token())
     assert response.status_code == 200, response.text

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Annotated, Any, Final
 
@@ -22,6 +22,7 @@ from fastapi.openapi.utils import get_openapi
 from fastapi.security import HTTPBearer
 from servicekit.instrumentation import FASTAPI_TELEMETRY
 from starlette.responses import Response, StreamingResponse
+from starlette.types import Receive, Scope, Send
 
 from gateway import error_handlers
 from gateway.convert import order_json
@@ -139,11 +140,11 @@ def build_api(settings: GatewaySettings, downstreams: Downstreams) -> FastAPI:
         summary="Export all your orders as NDJSON (one order per line, oldest first)",
     )
     async def export_orders(customer: Customer) -> StreamingResponse:
-        batches = orders.export(customer, seconds=settings.export_seconds)
-        # Read the first batch before answering, so a failure to start is a real status;
+        chunks = orders.export(customer, seconds=settings.export_seconds)
+        # Read the first chunk before answering, so a failure to start is a real status;
         # a failure later cuts the stream short (the chunked body never ends cleanly).
-        first = await anext(batches, None)
-        return StreamingResponse(_ndjson(first, batches), media_type=NDJSON)
+        first = await anext(chunks, None)
+        return ClosingStreamingResponse(_ndjson(first, chunks), media_type=NDJSON)
 
     @app.get(
         "/v1/orders/{order_id}", response_model=OrderOut, responses=_errors(404), summary="An order"
@@ -235,21 +236,33 @@ async def _notifications(
     return [notification_out(n) for n in raw], None
 
 
-async def _ndjson(
-    first: Sequence[pb.Order] | None, rest: AsyncGenerator[Sequence[pb.Order]]
-) -> AsyncIterator[bytes]:
+class ClosingStreamingResponse(StreamingResponse):
+    """A StreamingResponse that closes its body however the response ends. When the
+    client leaves, Starlette cancels the response where it is; if that is while sending,
+    the body stays suspended until the garbage collector finalizes it, and so do the
+    gRPC stream behind it and a circuit breaker trial waiting for its verdict."""
+
+    def __init__(self, body: AsyncGenerator[bytes], *, media_type: str) -> None:
+        super().__init__(body, media_type=media_type)
+        self._body = body
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self._body.aclose()
+
+
+async def _ndjson(first: bytes | None, rest: AsyncGenerator[bytes]) -> AsyncGenerator[bytes]:
+    """orders' NDJSON chunks as they come: one in hand at a time, never re-encoded."""
     try:
         if first is None:
             return
-        yield _lines(first)
-        async for batch in rest:
-            yield _lines(batch)
+        yield first
+        async for chunk in rest:
+            yield chunk
     finally:
         await rest.aclose()  # ends the gRPC stream at once when the client went away
-
-
-def _lines(batch: Sequence[pb.Order]) -> bytes:
-    return b"".join(orjson.dumps(order_json(o)) + b"\n" for o in batch)
 
 
 def _json(body: Any, *, status: int = 200, headers: dict[str, str] | None = None) -> Response:

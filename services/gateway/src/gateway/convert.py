@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, Final
 
+import orjson
 from contracts.orders.v1 import orders_pb2 as pb
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -28,6 +30,11 @@ def order_json(order: pb.Order) -> dict[str, Any]:
         "created_at": _timestamp(order.created_at),
         "updated_at": _timestamp(order.updated_at),
     }
+
+
+def ndjson_lines(orders: Iterable[pb.Order]) -> bytes:
+    """Orders as NDJSON, one order_json per line (what orders' NDJSON export sends)."""
+    return b"".join(orjson.dumps(order_json(o), option=orjson.OPT_APPEND_NEWLINE) for o in orders)
 
 
 def _timestamp(value: Timestamp) -> str:

@@ -23,6 +23,7 @@ from contracts.orders.v1 import orders_pb2 as pb
 from contracts.orders.v1 import orders_pb2_grpc
 from servicekit.grpc_tracing import client_span
 
+from gateway.convert import ndjson_lines
 from gateway.grpc_errors import DOWNSTREAM_FAILURES, to_api_error
 from gateway.resilience import Budget, CircuitBreaker
 
@@ -107,18 +108,21 @@ class OrdersClient:
         request = pb.CancelOrderRequest(customer_id=customer_id, order_id=order_id)
         return (await self._unary(self._stub.CancelOrder, request, budget, rpc="CancelOrder")).order
 
-    async def export(
-        self, customer_id: str, *, seconds: float
-    ) -> AsyncGenerator[Sequence[pb.Order]]:
-        """Every order of the customer, in the batches orders streams (hundreds each)."""
+    async def export(self, customer_id: str, *, seconds: float) -> AsyncGenerator[bytes]:
+        """Every order of the customer as NDJSON, in the chunks orders streams (whole
+        lines, up to 1 MiB each), rendered by orders: nothing per order happens here."""
         self.breaker.before_call()
         with client_span(f"/{SERVICE}/ExportOrders") as metadata:
-            call = self._stub.ExportOrders(
-                pb.ExportOrdersRequest(customer_id=customer_id), timeout=seconds, metadata=metadata
+            request = pb.ExportOrdersRequest(
+                customer_id=customer_id, format=pb.EXPORT_FORMAT_NDJSON
             )
+            call = self._stub.ExportOrders(request, timeout=seconds, metadata=metadata)
             try:
-                async for batch in call:
-                    yield batch.orders
+                async for reply in call:
+                    # An orders from before the NDJSON format ignores it and sends typed
+                    # orders (during a rolling upgrade): render those here instead.
+                    if chunk := reply.ndjson or ndjson_lines(reply.orders):
+                        yield chunk
             except grpc.aio.AioRpcError as error:
                 self._account(error)
                 raise to_api_error(error) from None
