@@ -70,8 +70,12 @@ async def test_pages_and_export_cover_every_order_once(
     newest_first = [o["id"] for o in reversed(created)]
     assert seen == newest_first
     exported = await client.get("/v1/orders/export", headers=auth)
-    exported_ids = [orjson.loads(line)["id"] for line in exported.content.splitlines()]
-    assert exported_ids == [o["id"] for o in created]  # oldest first
+    assert exported.content.endswith(b"\n")
+    lines = exported.content.splitlines()
+    assert [orjson.loads(line)["id"] for line in lines] == [o["id"] for o in created]
+    # orders renders the export's lines itself: byte for byte what a read of each answers
+    for line, order in zip(lines, created, strict=True):
+        assert line == (await client.get(f"/v1/orders/{order['id']}", headers=auth)).content
 
 
 async def test_another_customers_order_is_not_found(
