@@ -96,9 +96,14 @@ def export_row(order: Order, items_text: str) -> tuple[object, ...]:
         order.currency,
         order.total_minor,
         items_text,
-        order.created_at,
-        order.updated_at,
+        rfc3339(order.created_at),
+        rfc3339(order.updated_at),
     )
+
+
+def rfc3339(moment: datetime) -> str:
+    """The moment as the export's SQL formats it: UTC, always six fraction digits."""
+    return moment.astimezone(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 KEY_ORDERS = st.permutations(["sku", "quantity", "unit_price_minor"])

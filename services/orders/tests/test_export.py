@@ -4,7 +4,7 @@ test_export_ndjson.py has the NDJSON format)."""
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import asyncpg
 import grpc
@@ -98,6 +98,38 @@ async def test_a_client_leaving_mid_export_frees_the_database_connection(
         )
         await stream.read()
         stream.cancel()
+    await assert_connections_freed(runtime, db)
+
+
+@FORMATS
+async def test_an_export_past_its_deadline_ends_and_frees_the_database_connection(
+    runtime: OrdersRuntime, db: asyncpg.Connection, export_format: pb.ExportFormat.ValueType
+) -> None:
+    await seed(db, "alice", 50_000)
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{runtime.grpc_port}") as channel:
+        from contracts.orders.v1.orders_pb2_grpc import OrdersServiceStub
+
+        stream = OrdersServiceStub(channel).ExportOrders(
+            pb.ExportOrdersRequest(customer_id="alice", format=export_format), timeout=0.5
+        )
+        await stream.read()
+        await asyncio.sleep(1)  # a slow reader: orders waits on flow control meanwhile
+        read: list[int] = []
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await read_all(stream, read)
+    assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
+    assert len(read) < 50_000 // 500 - 1  # it ended mid-stream, not after the last batch
+    await assert_connections_freed(runtime, db)
+
+
+async def read_all(stream: Any, read: list[int]) -> None:
+    eof = grpc.aio.EOF  # type: ignore[attr-defined]  # in grpc.aio, not in its stubs
+    while (reply := await stream.read()) is not eof:
+        read.append(reply.ByteSize())
+
+
+async def assert_connections_freed(runtime: OrdersRuntime, db: asyncpg.Connection) -> None:
+    """Every pooled connection is back, and none sits in an open transaction."""
     pool = runtime.pool
     assert pool is not None
     for _ in range(100):

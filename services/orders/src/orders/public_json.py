@@ -9,7 +9,6 @@ made the export cost ten times a COPY of the same rows.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence
-from datetime import UTC, datetime
 from typing import Any, Final
 
 import orjson
@@ -17,21 +16,22 @@ import orjson
 from orders.domain import OrderStatus
 
 # An export row holds repository.EXPORT_ROW_COLUMNS: id (text), customer_id, status,
-# currency, total_minor, items (the jsonb as text), created_at, updated_at (aware).
+# currency, total_minor, items (the jsonb as text), created_at and updated_at (UTC text
+# with six fraction digits, "2025-01-01T10:00:00.123456Z").
 ExportRow = Iterable[Any]  # an asyncpg.Record, or a tuple in tests
 
 # The public status names are the stored values; the lookup fails loudly on anything else.
 _STATUS: Final = {status.value: status.value for status in OrderStatus}
-_LINE: Final = orjson.OPT_UTC_Z | orjson.OPT_APPEND_NEWLINE
 _dumps: Final = orjson.dumps
 _loads: Final = orjson.loads
+_LINE: Final = orjson.OPT_APPEND_NEWLINE
 
 
 def ndjson_chunks(rows: Sequence[ExportRow], *, max_bytes: int) -> Iterator[bytes]:
     """The rows as NDJSON, one order per line, in chunks of whole lines of at most
     `max_bytes` each (a single longer line is a chunk of its own)."""
     # One comprehension, no call per row: this is the export's hot loop. A timestamp
-    # goes to orjson as is unless its microseconds are a multiple of 1000 (_stamp).
+    # goes out as is unless its microseconds are a multiple of 1000 (_stamp).
     lines = [
         _dumps(
             {
@@ -50,8 +50,8 @@ def ndjson_chunks(rows: Sequence[ExportRow], *, max_bytes: int) -> Iterator[byte
                     }
                     for item in _loads(items)
                 ],
-                "created_at": created if created.microsecond % 1000 else _stamp(created),
-                "updated_at": updated if updated.microsecond % 1000 else _stamp(updated),
+                "created_at": _stamp(created) if created.endswith("000Z") else created,
+                "updated_at": _stamp(updated) if updated.endswith("000Z") else updated,
             },
             option=_LINE,
         )
@@ -72,10 +72,9 @@ def ndjson_chunks(rows: Sequence[ExportRow], *, max_bytes: int) -> Iterator[byte
     yield b"".join(chunk)
 
 
-def _stamp(moment: datetime) -> datetime | str:
-    """The moment as protobuf's Timestamp JSON writes it when its microseconds are a
-    multiple of 1000: no fraction for 0 (as orjson), else 3 digits (orjson writes 6)."""
-    if not moment.microsecond:
-        return moment
-    whole = moment.astimezone(UTC).replace(tzinfo=None, microsecond=0).isoformat()
-    return f"{whole}.{moment.microsecond // 1000:03d}Z"
+def _stamp(text: str) -> str:
+    """A six-digit timestamp whose microseconds are a multiple of 1000, as protobuf's
+    Timestamp JSON writes it: no fraction for whole seconds, else milliseconds."""
+    if text.endswith(".000000Z"):
+        return text[:-8] + "Z"
+    return text[:-4] + "Z"

@@ -6,9 +6,9 @@ an event exists exactly when the change it reports was committed.
 
 from __future__ import annotations
 
-import contextlib
+import asyncio
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import Any
@@ -38,9 +38,13 @@ ORDER_COLUMNS = (
 )
 _ORDER_COLUMNS = ", ".join(ORDER_COLUMNS)
 # The same columns as the NDJSON export reads them (orders.public_json.ExportRow): the id
-# and the items as text, which skips a UUID object and the jsonb codec per row.
+# and the items as text, which skips a UUID object and the jsonb codec per row, and the
+# timestamps as RFC 3339 text with all six fraction digits, formatted by PostgreSQL while
+# orders renders the batch before (decoding them as datetimes was a third of the fetch).
+_RFC3339 = """to_char({} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"""
 EXPORT_ROW_COLUMNS = (
-    "id::text, customer_id, status, currency, total_minor, items::text, created_at, updated_at"
+    "id::text, customer_id, status, currency, total_minor, items::text, "
+    f"{_RFC3339.format('created_at')}, {_RFC3339.format('updated_at')}"
 )
 StatusEvent = type[OrderConfirmed] | type[OrderCancelled]
 _EVENT_FOR_STATUS: dict[OrderStatus, StatusEvent] = {
@@ -168,33 +172,44 @@ class OrdersRepository:
 
     async def export(self, *, customer_id: str, batch_size: int) -> AsyncGenerator[list[Order]]:
         """Every order of the customer, oldest first, in batches from one snapshot."""
-        async with self._export_cursor(_ORDER_COLUMNS, customer_id) as cursor:
-            while rows := await cursor.fetch(batch_size):
-                yield [_to_order(row) for row in rows]
+        async for rows in self._export_batches(_ORDER_COLUMNS, customer_id, batch_size):
+            yield [_to_order(row) for row in rows]
 
-    async def export_rows(
+    def export_rows(
         self, *, customer_id: str, batch_size: int
     ) -> AsyncGenerator[list[asyncpg.Record]]:
         """As `export`, but raw EXPORT_ROW_COLUMNS rows, for orders.public_json."""
-        async with self._export_cursor(EXPORT_ROW_COLUMNS, customer_id) as cursor:
-            while rows := await cursor.fetch(batch_size):
-                yield rows
+        return self._export_batches(EXPORT_ROW_COLUMNS, customer_id, batch_size)
 
-    @contextlib.asynccontextmanager
-    async def _export_cursor(
-        self, columns: str, customer_id: str
-    ) -> AsyncIterator[asyncpg.cursor.Cursor[asyncpg.Record]]:
-        """A cursor over the customer's orders, oldest first, in a read-only snapshot; the
-        connection goes back to the pool when the block ends (the client left, say)."""
+    async def _export_batches(
+        self, columns: str, customer_id: str, batch_size: int
+    ) -> AsyncGenerator[list[asyncpg.Record]]:
+        """The customer's rows, oldest first, from a read-only snapshot through a cursor;
+        the connection goes back to the pool when the generator closes (the client left)."""
         async with (
             self._connection() as conn,
             conn.transaction(isolation="repeatable_read", readonly=True),
         ):
-            yield await conn.cursor(
+            cursor = await conn.cursor(
                 f"""SELECT {columns} FROM orders WHERE customer_id = $1
                     ORDER BY created_at, id""",
                 customer_id,
             )
+            # Read ahead: the next batch is asked for before this one is handed out, so
+            # PostgreSQL produces it while the caller renders and sends this one.
+            ahead = asyncio.ensure_future(cursor.fetch(batch_size))
+            try:
+                while rows := await ahead:
+                    ahead = asyncio.ensure_future(cursor.fetch(batch_size))
+                    await asyncio.sleep(0)  # the fetch goes out before the caller's work
+                    yield rows
+            finally:
+                # The connection takes one query at a time: end the fetch in flight (a
+                # cancelled one is cancelled on the server) before the transaction.
+                ahead.cancel()
+                await asyncio.wait([ahead])
+                if not ahead.cancelled():
+                    ahead.exception()  # retrieved, so an abandoned fetch's error is not logged
 
     async def purge_expired_keys(self, *, batch_size: int = 1000) -> int:
         """Delete idempotency keys past their expiry; return how many went."""
