@@ -13,6 +13,7 @@ Markdown. Needs wrk, curl, psql, Prometheus and RabbitMQ (scripts/ensure-prereqs
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from datetime import date
 from pathlib import Path
@@ -25,7 +26,7 @@ from bench.harness.plan import IMPLEMENTATIONS, SCENARIOS, Plan, smoke, with_opt
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def parse(argv: list[str] | None = None) -> Plan:
+def parse(argv: list[str] | None = None) -> tuple[Plan, Path | None]:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -39,15 +40,18 @@ def parse(argv: list[str] | None = None) -> Plan:
     parser.add_argument("--warmup", type=float, help="seconds of untimed load per scenario")
     parser.add_argument("--event-seconds", type=float, help="the paced create probe (0: off)")
     parser.add_argument("--no-pin", action="store_true", help="no CPU pinning")
+    parser.add_argument(
+        "--from-json", type=Path, help="measure nothing: redo tables, targets, plots of a run"
+    )
     args = parser.parse_args(argv)
     default_out = (
         ROOT / ".state" / "bench-smoke"
         if args.smoke
         else ROOT / "bench" / "results" / date.today().isoformat() / "harness"
     )
-    out = args.out or default_out
+    out = args.out or (args.from_json.parent if args.from_json else default_out)
     plan = smoke(out) if args.smoke else Plan(out=out)
-    return with_options(
+    changed = with_options(
         plan,
         scenarios=tuple(args.scenarios) if args.scenarios else None,
         implementations=tuple(args.implementations) if args.implementations else None,
@@ -58,11 +62,12 @@ def parse(argv: list[str] | None = None) -> Plan:
         event_seconds=args.event_seconds,
         pin=False if args.no_pin else None,
     )
+    return changed, args.from_json
 
 
 def main(argv: list[str] | None = None) -> None:
-    plan = parse(argv)
-    doc = report.complete(runner.run(plan))
+    plan, given = parse(argv)
+    doc = report.complete(json.loads(given.read_text()) if given else runner.run(plan))
     written = report.write(doc, plan.out)
     sys.stdout.write((plan.out / "results.md").read_text())
     sys.stderr.write("wrote " + ", ".join(str(p) for p in written) + "\n")

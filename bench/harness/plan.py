@@ -44,7 +44,7 @@ class Plan:
     size_connections: int = 64  # the 10k vs 1M read probe
     event_seconds: float = 10.0  # the paced create probe (0: skip it)
     drain_seconds: float = 180.0  # longest wait for this run's processes to go quiet
-    outside_wait_seconds: float = 20.0  # longest wait for outside load to pass (shared box)
+    outside_wait_seconds: float = 3.0  # longest wait for outside load to pass (shared box)
     # wrk's per-request timeout, under the run's length (else slow answers go uncounted):
     # the gateway's own request budget, and about where a client gives up.
     timeout: str = "5s"

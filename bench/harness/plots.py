@@ -3,6 +3,7 @@ implementation; and the export's seconds beside COPY's."""
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -39,9 +40,12 @@ def _scenario(scenario: str, by_name: dict[str, dict[str, Any]], out: Path) -> P
         levels |= {c for c, _ in points}
         for ax, (metric, _) in zip(axes, PANELS, strict=True):
             xs = [c for c, _ in points]
-            ys = [cell[metric]["median"] for _, cell in points]
-            low = [cell[metric]["median"] - cell[metric]["min"] for _, cell in points]
-            high = [cell[metric]["max"] - cell[metric]["median"] for _, cell in points]
+            # A median of 0 (no 2xx answer in most rounds) has no place on a log scale:
+            # it is left out (a gap in the line), and a minimum of 0 is drawn at the axis.
+            ys = [cell[metric]["median"] or math.nan for _, cell in points]
+            cells = [cell[metric] for _, cell in points]
+            low = [y - (c["min"] or y / 1e3) for y, c in zip(ys, cells, strict=True)]
+            high = [c["max"] - y for y, c in zip(ys, cells, strict=True)]
             ax.errorbar(xs, ys, yerr=[low, high], marker="o", capsize=3, label=name)
     for ax, (_, label) in zip(axes, PANELS, strict=True):
         ax.set_xscale("log", base=2)
@@ -51,7 +55,9 @@ def _scenario(scenario: str, by_name: dict[str, dict[str, Any]], out: Path) -> P
         ax.set_yscale("log")  # the ceiling is orders of magnitude above the rest
         ax.grid(True, which="both", alpha=0.3)
     axes[0].legend()
-    figure.suptitle(f"{scenario}: {TITLES[scenario]} (median, bars min-max)")
+    figure.suptitle(
+        f"{scenario}: {TITLES[scenario]} (median, bars min-max; no point: no 2xx answers)"
+    )
     figure.tight_layout()
     path = out / f"{scenario}.png"
     figure.savefig(path, dpi=100)

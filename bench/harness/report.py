@@ -110,13 +110,7 @@ def markdown(doc: dict[str, Any]) -> str:
         + f"; load average before the run {machine['load_avg_1m_before']:.2f}. "
         f"The run took {doc['run_seconds'] / 60:.1f} min. {_outside(doc['runs'])}",
         "",
-        f"Code: {doc['code']['commit'][:12]}"
-        + (
-            f" with {len(doc['code']['uncommitted'])} uncommitted file(s) (results.json lists them)"
-            if doc["code"]["uncommitted"]
-            else ""
-        )
-        + ".",
+        _code(doc["code"]),
         "",
         f"Plan: {', '.join(plan['scenarios'])} at {', '.join(map(str, plan['connections']))} "
         f"connections, {plan['rounds']} round(s) of {plan['duration']:g} s "
@@ -167,6 +161,13 @@ def markdown(doc: dict[str, Any]) -> str:
     lines += ["", "## Peak RSS per process at the highest concurrency (MB)", ""]
     lines += _rss_table(results, max(plan["connections"]))
     return "\n".join(lines) + "\n"
+
+
+def _code(code: dict[str, Any]) -> str:
+    line = f"Code: {code['commit'][:12]}"
+    if code["uncommitted"]:
+        line += f" with {len(code['uncommitted'])} uncommitted file(s) (in results.json)"
+    return line + (f". {code['note']}" if code.get("note") else ".")
 
 
 def _outside(runs: list[dict[str, Any]]) -> str:

@@ -96,6 +96,7 @@ def run(plan: Plan, log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Measure `plan`; the document report.py completes (results, targets) and writes."""
     say = log or _stderr
     started_at, started = datetime.now(UTC), time.perf_counter()
+    code = _code()  # what the processes started below load
     pinning = Pinning.for_machine(plan.pin)
     work = Path(tempfile.mkdtemp(prefix="ordermesh-harness-"))
     load_before = os.getloadavg()[0]
@@ -122,7 +123,7 @@ def run(plan: Plan, log: Callable[[str], None] | None = None) -> dict[str, Any]:
     shutil.rmtree(work, ignore_errors=True)
     return {
         "kind": "ordermesh-benchmark",
-        "code": _code(),
+        "code": code,
         "started_at": started_at.isoformat(timespec="seconds"),
         "run_seconds": time.perf_counter() - started,
         "machine": {
