@@ -40,7 +40,7 @@ _ORDER_COLUMNS = ", ".join(ORDER_COLUMNS)
 # The same columns as the NDJSON export reads them (orders.public_json.ExportRow): the id
 # and the items as text, which skips a UUID object and the jsonb codec per row, and the
 # timestamps as RFC 3339 text with all six fraction digits, formatted by PostgreSQL while
-# orders renders the batch before (decoding them as datetimes was a third of the fetch).
+# orders renders the batch before (decoding them as datetimes was half of orders' fetch).
 _RFC3339 = """to_char({} AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')"""
 EXPORT_ROW_COLUMNS = (
     "id::text, customer_id, status, currency, total_minor, items::text, "
