@@ -7,6 +7,7 @@ an event exists exactly when the change it reports was committed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncGenerator
 from dataclasses import asdict
@@ -172,8 +173,10 @@ class OrdersRepository:
 
     async def export(self, *, customer_id: str, batch_size: int) -> AsyncGenerator[list[Order]]:
         """Every order of the customer, oldest first, in batches from one snapshot."""
-        async for rows in self._export_batches(_ORDER_COLUMNS, customer_id, batch_size):
-            yield [_to_order(row) for row in rows]
+        batches = self._export_batches(_ORDER_COLUMNS, customer_id, batch_size)
+        async with contextlib.aclosing(batches):  # closing this closes the cursor at once
+            async for rows in batches:
+                yield [_to_order(row) for row in rows]
 
     def export_rows(
         self, *, customer_id: str, batch_size: int
