@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, cast
 
 import psutil
+from servicekit.testing.otlp import OtlpReceiver
 
 from bench.baselines.launch import Implementation, Name
 from bench.harness import events, export, wrk
@@ -45,7 +46,6 @@ from bench.harness.implementations import (
     rabbitmq,
     running_baseline,
 )
-from bench.harness.otlp import OtlpSink
 from bench.harness.pinning import Pinning, affinity
 from bench.harness.plan import Plan
 from bench.harness.processes import Measure, Watched, wait_outside_quiet, wait_quiet
@@ -102,7 +102,7 @@ def run(plan: Plan, log: Callable[[str], None] | None = None) -> dict[str, Any]:
     load_before = os.getloadavg()[0]
     try:
         with contextlib.ExitStack() as exits:
-            sink = exits.enter_context(OtlpSink())
+            sink = exits.enter_context(OtlpReceiver(keep_spans=False))
             say(f"starting the Ordermesh stack (state in {work / 'stack'})")
             stack = exits.enter_context(OrdermeshStack(work / "stack", sink.endpoint))
             ctx, seeding = _prepare(plan, stack, work, exits, pinning, say)

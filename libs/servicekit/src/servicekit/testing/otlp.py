@@ -45,11 +45,18 @@ class ReceivedSpan:
 
 
 class OtlpReceiver:
-    """Listens on 127.0.0.1 (a free port) for `POST /v1/traces` until closed."""
+    """Listens on 127.0.0.1 (a free port) for `POST /v1/traces` until closed.
 
-    def __init__(self) -> None:
+    `keep_spans=False` only counts the exports (`posts`, `bytes`): a benchmark run of
+    half an hour would otherwise keep every span it ever received.
+    """
+
+    def __init__(self, *, keep_spans: bool = True) -> None:
         self._lock = threading.Lock()
+        self._keep_spans = keep_spans
         self._spans: list[ReceivedSpan] = []
+        self.posts = 0
+        self.bytes = 0
         self._server = ThreadingHTTPServer((LOCALHOST, 0), self._handler())
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
 
@@ -74,6 +81,11 @@ class OtlpReceiver:
             return list(self._spans)
 
     def _receive(self, body: bytes) -> None:
+        with self._lock:
+            self.posts += 1
+            self.bytes += len(body)
+        if not self._keep_spans:
+            return
         request = ExportTraceServiceRequest.FromString(body)
         received = [
             _decode(span, service=_service_name(resource_spans.resource.attributes))
