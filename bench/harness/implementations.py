@@ -3,9 +3,10 @@
 - **ordermesh**: the local stack (`ordermesh up` on free ports, in a state directory of
   its own, with a RabbitMQ vhost of its own), default settings, observability on: 10%
   of traces exported over OTLP/HTTP (to servicekit's `OtlpReceiver`, counting only: a
-  collector's stand-in) and RED metrics scraped by the stack's Prometheus. The per-subject rate limit stays at its
-  default (100/s, burst 200): the load comes from many seeded customers, a token each,
-  so every subject stays far below it and the limiter's cost is measured, not lifted.
+  collector's stand-in) and RED metrics scraped by the stack's Prometheus. The
+  per-subject rate limit stays at its default (100/s, burst 200): the load comes from
+  many seeded customers, a token each, so every subject stays far below it and the
+  limiter's cost is measured, not lifted.
 - **sync**, **default_async**, **ceiling**: bench/baselines, through its launch module,
   on databases of their own on the stack's PostgreSQL; their summaries call the stack's
   notify (its real API, as the baselines' README says).
