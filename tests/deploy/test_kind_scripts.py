@@ -242,6 +242,8 @@ def test_the_suites_environment_matches_the_release_it_tests(engine: str) -> Non
     assert env["ORDERMESH_E2E_JWT_SECRET"] == DEV_SECRET
     config = chart.find(dev_objects(), "ConfigMap", "ordermesh-gateway")[0]["data"]
     assert env["ORDERMESH_E2E_MAX_IN_FLIGHT"] == config["GATEWAY_MAX_IN_FLIGHT"]
+    assert env["ORDERMESH_E2E_MAX_QUEUED"] == config["GATEWAY_MAX_QUEUED"]
+    assert float(config["GATEWAY_MAX_QUEUE_SECONDS"]) > 10  # the 503 test holds the queue
     assert env["ORDERMESH_E2E_RATE_BURST"] == config["GATEWAY_RATE_LIMIT_BURST"]
     assert env["ORDERMESH_E2E_MAX_BODY_BYTES"] == config["GATEWAY_MAX_BODY_BYTES"]
     objects = chart.render(chart.deep_merge(dev_values(), {"autoscaling": {"engine": engine}}))

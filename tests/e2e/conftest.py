@@ -28,6 +28,8 @@ START_SECONDS = 60.0
 # Small limits for the stack started here (a running stack says its own in the env).
 LOCAL_LIMITS = {
     "GATEWAY_MAX_IN_FLIGHT": "32",
+    "GATEWAY_MAX_QUEUED": "16",
+    "GATEWAY_MAX_QUEUE_SECONDS": "30",
     "GATEWAY_RATE_LIMIT_BURST": "40",
     "GATEWAY_RATE_LIMIT_PER_SECOND": "20",
     "GATEWAY_MAX_BODY_BYTES": "65536",
@@ -82,6 +84,7 @@ def _local_stack(state_dir: Path) -> Iterator[Target]:
             yield Target(
                 url=f"http://127.0.0.1:{ports.gateway}",
                 max_in_flight=int(LOCAL_LIMITS["GATEWAY_MAX_IN_FLIGHT"]),
+                max_queued=int(LOCAL_LIMITS["GATEWAY_MAX_QUEUED"]),
                 rate_burst=int(LOCAL_LIMITS["GATEWAY_RATE_LIMIT_BURST"]),
                 max_body_bytes=int(LOCAL_LIMITS["GATEWAY_MAX_BODY_BYTES"]),
                 pause_notify=lambda: os.kill(notify_pid, signal.SIGSTOP),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import uuid
 from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
@@ -12,6 +13,9 @@ import orjson
 
 from tests.e2e.support import ORDER, assert_problem, poll_until
 from tests.e2e.target import Target
+
+# The gateway's gauge counts the queued requests too (its metrics wrap the admission).
+IN_FLIGHT = re.compile(r"^ordermesh_http_server_requests_in_flight ([\d.e+]+)$", re.M)
 
 
 async def test_an_oversized_body_is_413_declared_or_streamed(
@@ -52,28 +56,34 @@ async def test_a_subject_over_its_rate_gets_429_with_retry_after(target: Target)
         assert other.status_code == 404
 
 
-async def test_beyond_max_in_flight_a_fast_503_with_retry_after(
+async def test_beyond_the_in_flight_bound_requests_queue_then_a_fast_503(
     client: httpx.AsyncClient, target: Target
 ) -> None:
     release = asyncio.Event()
+    # Every slot held, and every place in the queue: those requests wait, unanswered.
     holders = [
-        asyncio.ensure_future(_hold_a_slot(target, release)) for _ in range(target.max_in_flight)
+        asyncio.ensure_future(_hold_a_slot(target, release))
+        for _ in range(target.max_in_flight + target.max_queued)
     ]
     try:
 
-        async def shed() -> httpx.Response | None:
-            probe = await client.get(f"/v1/orders/{uuid.uuid4()}", headers=target.auth())
-            return probe if probe.status_code == 503 else None
+        async def all_held() -> bool | None:
+            metrics = (await client.get("/metrics")).text
+            held = IN_FLIGHT.search(metrics)
+            return True if held and float(held[1]) >= len(holders) else None
 
-        probe = await poll_until(shed, seconds=30, what="a 503 with every slot held")
+        # Probing before then could put the probe itself in the queue, for its 30 s.
+        await poll_until(all_held, seconds=30, what="every slot and place in the queue held")
+        probe = await client.get(f"/v1/orders/{uuid.uuid4()}", headers=target.auth())
         assert_problem(probe, 503, "overloaded")
         assert int(probe.headers["retry-after"]) >= 1
-        assert probe.elapsed.total_seconds() < 1.0  # fast, not queued
+        assert probe.elapsed.total_seconds() < 1.0  # fast: the queue was full
         assert (await client.get("/healthz")).status_code == 200  # probes are exempt
+        assert not any(holder.done() for holder in holders)  # the queued ones still wait
     finally:
         release.set()
         statuses = await asyncio.gather(*holders)
-    # The held requests complete normally once their bodies arrive.
+    # The held and the queued requests complete normally once their bodies arrive.
     assert set(statuses) == {201}, statuses
     after = await client.get(f"/v1/orders/{uuid.uuid4()}", headers=target.auth())
     assert after.status_code == 404

@@ -221,6 +221,83 @@ async def test_one_over_the_bound_is_shed_at_once_and_the_rest_complete() -> Non
     assert (shedder.in_flight, shedder.shed, len(shed_events)) == (0, 1, 1)
 
 
+async def test_beyond_the_bound_requests_queue_in_order_and_run_when_a_slot_frees() -> None:
+    order: list[int] = []
+
+    class Recording(Downstream):
+        async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+            order.append(int(scope["path"].rsplit("/", 1)[-1]))
+            await super().__call__(scope, receive, send)
+
+    gate = asyncio.Event()
+    shedder = LoadShedder(Recording(gate), max_in_flight=1, max_queued=2, max_queue_seconds=5)
+    tasks = []
+    for n in range(4):
+        tasks.append(asyncio.create_task(call(shedder, http_scope(path=f"/v1/orders/{n}"))))
+        await asyncio.sleep(0.01)  # arrive in this order
+    done, _ = await asyncio.wait(tasks, timeout=0.2, return_when=asyncio.FIRST_COMPLETED)
+    assert [tasks.index(t) for t in done] == [3]  # the queue was full: shed at once
+    assert (shedder.in_flight, shedder.queued, order) == (1, 2, [0])
+    gate.set()
+    responses = await asyncio.gather(*tasks)
+    assert [r.status for r in responses] == [200, 200, 200, 503]
+    assert order == [0, 1, 2]  # first come, first served
+    assert (shedder.in_flight, shedder.queued, shedder.shed) == (0, 0, 1)
+
+
+async def test_a_request_waiting_longer_than_the_queue_allows_is_shed() -> None:
+    gate = asyncio.Event()
+    shedder = LoadShedder(Downstream(gate), max_in_flight=1, max_queued=5, max_queue_seconds=0.05)
+    busy = asyncio.create_task(call(shedder, http_scope()))
+    await asyncio.sleep(0)
+    waited = await asyncio.wait_for(call(shedder, http_scope()), timeout=2)
+    waited.problem("overloaded")
+    assert waited.status == 503
+    assert (shedder.queued, shedder.shed) == (0, 1)
+    gate.set()
+    assert (await busy).status == 200
+    assert shedder.in_flight == 0
+
+
+async def test_a_waiter_that_leaves_gives_up_its_place_and_loses_no_slot() -> None:
+    gate = asyncio.Event()
+    downstream = Downstream(gate)
+    shedder = LoadShedder(downstream, max_in_flight=1, max_queued=2, max_queue_seconds=5)
+    busy = asyncio.create_task(call(shedder, http_scope()))
+    await asyncio.sleep(0)
+    leaving = asyncio.create_task(call(shedder, http_scope()))
+    staying = asyncio.create_task(call(shedder, http_scope()))
+    await asyncio.sleep(0.01)
+    assert shedder.queued == 2
+    leaving.cancel()
+    await asyncio.sleep(0)
+    assert shedder.queued == 1
+    gate.set()
+    assert [(await busy).status, (await staying).status] == [200, 200]
+    assert leaving.cancelled()
+    assert (shedder.in_flight, shedder.queued, downstream.calls) == (0, 0, 2)
+
+
+async def test_a_slot_handed_to_a_waiter_that_is_cancelled_passes_to_the_next() -> None:
+    gate = asyncio.Event()
+    downstream = Downstream(gate)
+    shedder = LoadShedder(downstream, max_in_flight=1, max_queued=2, max_queue_seconds=5)
+    first = asyncio.create_task(call(shedder, http_scope()))
+    await asyncio.sleep(0)
+    second = asyncio.create_task(call(shedder, http_scope()))
+    third = asyncio.create_task(call(shedder, http_scope()))
+    await asyncio.sleep(0.01)
+    gate.set()
+    # Let `first` finish (handing its slot to `second`), then cancel `second` before
+    # it runs again: the slot must go on to `third`, not be lost.
+    while not first.done():
+        await asyncio.sleep(0)
+    second.cancel()
+    assert (await third).status == 200
+    assert second.cancelled()
+    assert (shedder.in_flight, shedder.queued) == (0, 0)
+
+
 async def test_exempt_paths_are_never_shed() -> None:
     gate = asyncio.Event()
     shedder = LoadShedder(Downstream(gate), max_in_flight=1)

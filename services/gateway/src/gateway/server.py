@@ -5,8 +5,8 @@ are answered before anything else, so probes pass no matter the Host header, the
 load or the credentials. Everything else goes through
 
     server span (trace) → trusted host → CORS (only if origins are configured)
-    → load shedder → body limit → authentication → per-subject rate limit
-    → handler span → FastAPI
+    → admission (in-flight bound, a bounded queue, then 503) → body limit
+    → authentication → per-subject rate limit → handler span → FastAPI
 
 so the cheapest refusals come first and no handler work is done for a request that
 will be refused. Readiness does not depend on orders or notify: with a downstream
@@ -172,7 +172,13 @@ def build_app(
     )
     chain = Authenticate(chain, authenticator=authenticator)
     chain = BodyLimit(chain, max_bytes=settings.max_body_bytes)
-    chain = LoadShedder(chain, max_in_flight=settings.max_in_flight, on_shed=metrics.shed.inc)
+    chain = LoadShedder(
+        chain,
+        max_in_flight=settings.max_in_flight,
+        max_queued=settings.max_queued,
+        max_queue_seconds=settings.max_queue_seconds,
+        on_shed=metrics.shed.inc,
+    )
     if settings.cors_origins:
         chain = CORSMiddleware(
             chain,

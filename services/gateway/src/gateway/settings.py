@@ -64,7 +64,13 @@ class GatewaySettings(ServiceSettings):
         default=5.0, gt=0, le=300, description="how long an open circuit fails fast"
     )
     max_in_flight: int = Field(
-        default=256, ge=1, description="requests handled at once; beyond it a fast 503"
+        default=256, ge=1, description="requests handled at once; beyond it they queue"
+    )
+    max_queued: int = Field(
+        default=1024, ge=0, description="requests waiting for a slot; beyond it a fast 503"
+    )
+    max_queue_seconds: float = Field(
+        default=2.0, gt=0, le=60, description="longest wait for a slot before a 503"
     )
     max_body_bytes: int = Field(
         default=65_536, ge=1, description="largest request body accepted (else 413)"
