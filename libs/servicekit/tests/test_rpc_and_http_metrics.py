@@ -78,17 +78,16 @@ async def test_grpc_calls_are_counted_by_method_and_code_on_both_sides(
 ) -> None:
     server, port, server_registry = health_server
     client_registry = CollectorRegistry()
-    interceptors = [GrpcClientMetrics(client_registry)]
+    metrics = GrpcClientMetrics(client_registry)
     try:
-        async with grpc.aio.insecure_channel(
-            f"127.0.0.1:{port}",
-            interceptors=interceptors,  # type: ignore[arg-type]
-        ) as channel:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
             stub = health_pb2_grpc.HealthStub(channel)
             for _ in range(2):
-                await stub.Check(health_pb2.HealthCheckRequest(service="known"), timeout=5)
+                known = health_pb2.HealthCheckRequest(service="known")
+                await metrics.call("Check", stub.Check(known, timeout=5))
+            unknown = health_pb2.HealthCheckRequest(service="unknown")
             with pytest.raises(grpc.aio.AioRpcError) as failed:
-                await stub.Check(health_pb2.HealthCheckRequest(service="unknown"), timeout=5)
+                await metrics.call("Check", stub.Check(unknown, timeout=5))
             assert failed.value.code() is grpc.StatusCode.NOT_FOUND
     finally:
         await server.stop(None)

@@ -1,4 +1,4 @@
-"""RED metrics of gRPC servers and clients, as grpc.aio interceptors.
+"""RED metrics of gRPC servers (an interceptor) and clients (around each call).
 
 Server: duration by method and status code, for unary and server-streaming RPCs (a
 stream is timed until its last message). Client: duration by method and status code
@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, Final
+from typing import Any, Final, TypeVar
 
 import grpc
 from prometheus_client import CollectorRegistry, Histogram
 
 from servicekit.grpc_handlers import wrap_handler
+
+T = TypeVar("T")
 
 BUCKETS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 60)
 
@@ -82,7 +84,14 @@ class GrpcServerMetrics(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         self.duration.labels(method, name).observe(time.perf_counter() - started)
 
 
-class GrpcClientMetrics(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[type-arg]
+class GrpcClientMetrics:
+    """Duration of unary calls by method and status code, observed around the awaited
+    call (retries included: the time the caller waited).
+
+    Not a client interceptor: grpc.aio's intercepted path builds a second call object
+    and a task per call, which measured about 50 µs of the gateway's CPU per request
+    (a sixth of what the gRPC call itself costs it)."""
+
     def __init__(self, registry: CollectorRegistry) -> None:
         self.duration = Histogram(
             "ordermesh_grpc_client_duration_seconds",
@@ -92,20 +101,13 @@ class GrpcClientMetrics(grpc.aio.UnaryUnaryClientInterceptor):  # type: ignore[t
             registry=registry,
         )
 
-    async def intercept_unary_unary(
-        self,
-        continuation: Callable[[Any, Any], Awaitable[Any]],
-        client_call_details: grpc.aio.ClientCallDetails,
-        request: Any,
-    ) -> Any:
+    async def call(self, method: str, call: Awaitable[T]) -> T:
+        """Await `call` (a call to `method`, e.g. `GetOrder`) and observe how it ended."""
         started = time.perf_counter()
-        call = await continuation(client_call_details, request)
-        raw: Any = client_call_details.method  # bytes in grpc.aio, whatever the stubs say
-        name = _method_name(raw.decode() if isinstance(raw, bytes) else str(raw))
         try:
-            await call
+            response = await call
         except grpc.aio.AioRpcError as error:
-            self.duration.labels(name, error.code().name).observe(time.perf_counter() - started)
+            self.duration.labels(method, error.code().name).observe(time.perf_counter() - started)
             raise
-        self.duration.labels(name, "OK").observe(time.perf_counter() - started)
-        return call
+        self.duration.labels(method, "OK").observe(time.perf_counter() - started)
+        return response

@@ -15,12 +15,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
+from collections.abc import AsyncGenerator, Awaitable, Callable
 from typing import Final, TypeVar
 
 import grpc
 from contracts.orders.v1 import orders_pb2 as pb
 from contracts.orders.v1 import orders_pb2_grpc
+from servicekit.grpc_metrics import GrpcClientMetrics
 from servicekit.grpc_tracing import client_span
 
 from gateway.convert import ndjson_lines
@@ -74,13 +75,12 @@ class OrdersClient:
         target: str,
         *,
         breaker: CircuitBreaker,
-        interceptors: Sequence[grpc.aio.ClientInterceptor] = (),
+        metrics: GrpcClientMetrics | None = None,
     ) -> None:
-        self._channel = grpc.aio.insecure_channel(
-            target, options=CHANNEL_OPTIONS, interceptors=interceptors
-        )
+        self._channel = grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
         self._stub = orders_pb2_grpc.OrdersServiceStub(self._channel)
         self.breaker = breaker
+        self._metrics = metrics
 
     async def close(self, *, grace: float | None = None) -> None:
         await self._channel.close(grace)
@@ -146,7 +146,8 @@ class OrdersClient:
         self.breaker.before_call()
         try:
             with client_span(f"/{SERVICE}/{rpc}") as metadata:
-                response = await method(request, timeout=budget.remaining(), metadata=metadata)
+                call = method(request, timeout=budget.remaining(), metadata=metadata)
+                response = await (call if self._metrics is None else self._metrics.call(rpc, call))
         except grpc.aio.AioRpcError as error:
             self._account(error)
             raise to_api_error(error, what=what) from None
