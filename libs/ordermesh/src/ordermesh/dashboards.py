@@ -268,7 +268,8 @@ def gateway() -> Json:
                             ),
                             "{{instance}}",
                         ),
-                        description="Past GATEWAY_MAX_IN_FLIGHT a pod sheds (503).",
+                        description="Queued ones included: past GATEWAY_MAX_IN_FLIGHT requests "
+                        "wait, past GATEWAY_MAX_QUEUED more a pod sheds (503).",
                     ),
                 ],
             ),
@@ -644,7 +645,8 @@ def autoscaling() -> Json:
                             f"{in_flight} / {gateway_pods}",
                             "per pod",
                         ),
-                        description="Compare with GATEWAY_MAX_IN_FLIGHT, where shedding starts.",
+                        description="Queued included: past GATEWAY_MAX_IN_FLIGHT they wait, past "
+                        "GATEWAY_MAX_IN_FLIGHT + GATEWAY_MAX_QUEUED a pod sheds.",
                         width=8,
                     ),
                     timeseries("gateway replicas", query(gateway_pods, "up"), width=8),

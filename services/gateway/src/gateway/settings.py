@@ -64,7 +64,7 @@ class GatewaySettings(ServiceSettings):
         default=5.0, gt=0, le=300, description="how long an open circuit fails fast"
     )
     max_in_flight: int = Field(
-        default=256, ge=1, description="requests handled at once; beyond it they queue"
+        default=64, ge=1, description="requests handled at once; beyond it they queue"
     )
     max_queued: int = Field(
         default=1024, ge=0, description="requests waiting for a slot; beyond it a fast 503"
