@@ -4,6 +4,7 @@ targets), results.md (the tables) and the PNG plots, in one folder."""
 from __future__ import annotations
 
 import json
+import statistics
 from collections import defaultdict
 from pathlib import Path
 from typing import Any, Final
@@ -155,6 +156,9 @@ def markdown(doc: dict[str, Any]) -> str:
             f"{e['recorded']} recorded; p50 {_ms(e['p50_ms'])}, p99 {_ms(e['p99_ms'])}, "
             f"max {_ms(e['max_ms'])}; {e['late_sends']} sends more than 10 ms late.",
         ]
+    if doc.get("grpc_floor"):
+        lines += ["", "## The gRPC hop alone (bench/grpc_floor.py, in this run)", ""]
+        lines += _floor(doc["grpc_floor"], doc["runs"])
     if all(s in results for s in SIZES):
         lines += ["", "## Read by id against table size", ""]
         lines += _size_table(results, data)
@@ -216,6 +220,36 @@ def _export_table(found: dict[str, Any]) -> list[str]:
                 f"| {_cell(e['front_rss_growth_mb'], '{:.1f}')} | {e['rows_read_back']:,} |"
             )
     lines.append(f"| psql COPY | {_cell(found['copy_seconds'], '{:.2f}')} | | 1 | | |")
+    return lines
+
+
+def _floor(floor: dict[str, Any], runs: list[dict[str, Any]]) -> list[str]:
+    """The hop's CPU per call next to each read's CPU per request, process by process."""
+    f = floor["summary"]
+    lines = [
+        f"GetOrder answered from memory by a bare grpc.aio server, {floor['concurrency']} "
+        f"calls in flight (grpc {floor['grpc']}): "
+        f"{_cell(f['calls_per_s'], '{:,.0f}')} calls/s; CPU ms per call: client "
+        f"{_cell(f['client_ms_per_call'], '{:.3f}')}, "
+        f"server {_cell(f['server_ms_per_call'], '{:.3f}')}.",
+        "",
+        "CPU ms per read by id (median over rounds), each process of each implementation:",
+        "",
+        "| implementation | connections | per process | all |",
+        "|---|---|---|---|",
+    ]
+    per: dict[tuple[str, int], dict[str, list[float]]] = {}
+    for run in runs:
+        if run["scenario"] == "read" and run["requests"] and run["implementation"] != "ceiling":
+            key = (run["implementation"], run["connections"])
+            for role, seconds in run["cpu_own_s"].items():
+                per.setdefault(key, {}).setdefault(role, []).append(
+                    1000 * seconds / run["requests"]
+                )
+    for (name, connections), roles in sorted(per.items()):
+        medians = {role: statistics.median(values) for role, values in roles.items()}
+        cells = ", ".join(f"{role} {ms:.3f}" for role, ms in sorted(medians.items()))
+        lines.append(f"| {name} | {connections} | {cells} | {sum(medians.values()):.3f} |")
     return lines
 
 

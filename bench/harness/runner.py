@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import shutil
 import subprocess
@@ -68,6 +69,7 @@ class Context:
     runs: list[dict[str, Any]] = field(default_factory=list)
     export: dict[str, Any] | None = None
     events: dict[str, Any] | None = None
+    grpc_floor: dict[str, Any] | None = None
     data: dict[str, Any] = field(default_factory=dict)
 
     def order(self, round_: int, names: Sequence[Running] | None = None) -> list[Running]:
@@ -145,6 +147,7 @@ def run(plan: Plan, log: Callable[[str], None] | None = None) -> dict[str, Any]:
         "runs": ctx.runs,
         "export": ctx.export,
         "events": ctx.events,
+        "grpc_floor": ctx.grpc_floor,
     }
 
 
@@ -219,6 +222,8 @@ def _measure(ctx: Context, seeding: dict[str, Any], say: Callable[[str], None]) 
     if "size" in plan.scenarios:
         with_data = [r for r in ctx.running if r.name != "ceiling"]
         _wrk(ctx, WRK["read"], "size_large", (plan.size_connections,), with_data)
+    if "read" in plan.scenarios:
+        ctx.grpc_floor = _grpc_floor(ctx)
     for name in ("read", "list", "summary"):
         if name in plan.scenarios:
             _wrk(ctx, WRK[name], name, plan.connections, ctx.running)
@@ -349,6 +354,29 @@ def _events(ctx: Context) -> dict[str, Any] | None:
         f"p99 {found['p99_ms']} ms ({found['recorded']}/{found['created']} recorded)"
     )
     return {"max_create_rate": best, **found}
+
+
+def _grpc_floor(ctx: Context) -> dict[str, Any]:
+    """bench/grpc_floor.py in this run: the CPU of one grpc.aio hop with nothing behind it
+    (client on CPU 0 and server on CPU 1, as the gateway and orders are pinned)."""
+    ctx.drain()
+    out = Path(tempfile.mkdtemp(prefix="ordermesh-floor-")) / "floor.json"
+    args = [f"--rounds={ctx.plan.rounds}", f"--duration={ctx.plan.duration}", f"--out={out}"]
+    subprocess.run(  # noqa: S603 (our own script)
+        [sys.executable, str(ROOT / "bench" / "grpc_floor.py"), *args],
+        check=True,
+        capture_output=True,
+        timeout=60 + 2 * ctx.plan.rounds * ctx.plan.duration,
+    )
+    floor: dict[str, Any] = json.loads(out.read_text())
+    shutil.rmtree(out.parent, ignore_errors=True)
+    summary = floor["summary"]
+    ctx.log(
+        f"grpc floor {summary['calls_per_s']['median']:.0f} calls/s, client "
+        f"{summary['client_ms_per_call']['median']:.3f} ms, server "
+        f"{summary['server_ms_per_call']['median']:.3f} ms CPU per call"
+    )
+    return floor
 
 
 def _code() -> dict[str, Any]:

@@ -54,6 +54,8 @@ def test_harness_end_to_end(tmp_path: Path) -> None:
         assert export[name]["rows_per_second"]["median"] > 0
         assert export[name]["rows_read_back"] == export["rows"], name
     assert doc["events"]["recorded"] == doc["events"]["created"] > 0
+    floor = doc["grpc_floor"]["summary"]
+    assert all(floor[key]["median"] > 0 for key in ("client_ms_per_call", "server_ms_per_call"))
     raw = {(r["scenario"], r["implementation"]) for r in doc["runs"]}
     assert raw == {(s, n) for s in ("read", "create") for n in IMPLEMENTATIONS}
 
@@ -64,6 +66,7 @@ def test_harness_end_to_end(tmp_path: Path) -> None:
     assert "## Targets" in markdown
     assert "## read:" in markdown
     assert "## export:" in markdown
+    assert "## The gRPC hop alone" in markdown
     for plot in ("read.png", "create.png", "export.png"):
         data = (tmp_path / plot).read_bytes()
         assert data.startswith(PNG), plot
