@@ -72,7 +72,7 @@ def test_an_order_creation_is_one_trace_from_the_client_to_the_sender(
 
     server = tree.only("gateway", "SERVER", "POST /v1/orders")
     assert server.parent_id == client_span, "the gateway continues the caller's trace"
-    for step in ("gateway.shed", "gateway.authenticate", "gateway.rate_limit", "gateway.handler"):
+    for step in ("gateway.admit", "gateway.authenticate", "gateway.rate_limit", "gateway.handler"):
         tree.assert_child(server, tree.only("gateway", "INTERNAL", step))
     grpc_client = tree.only("gateway", "CLIENT", CREATE)
     tree.assert_descends(grpc_client, tree.only("gateway", "INTERNAL", "gateway.handler"))

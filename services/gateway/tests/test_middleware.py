@@ -167,6 +167,35 @@ async def test_bodiless_request_passes() -> None:
     assert response.status == 200
 
 
+@pytest.mark.parametrize(
+    ("http_version", "headers", "buffered"),
+    [
+        ("1.1", [], False),  # no body by definition (RFC 9112, 6.3): passed straight on
+        ("1.0", [], False),
+        ("1.1", [("transfer-encoding", "chunked")], True),
+        ("2", [], True),  # HTTP/2 frames a body without either header
+    ],
+)
+async def test_only_requests_that_may_have_a_body_are_buffered(
+    http_version: str, headers: list[tuple[str, str]], buffered: bool
+) -> None:
+    async def original() -> Message:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    seen: list[Receive] = []
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        seen.append(receive)
+
+    async def send(message: Message) -> None:
+        raise AssertionError(f"BodyLimit answered: {message}")
+
+    scope = {**http_scope(headers=headers, method="GET"), "http_version": http_version}
+    await BodyLimit(app, max_bytes=10)(scope, original, send)
+    assert len(seen) == 1
+    assert (seen[0] is not original) == buffered
+
+
 async def test_client_gone_while_buffering_calls_nothing() -> None:
     downstream = Downstream()
     sent: list[Message] = []

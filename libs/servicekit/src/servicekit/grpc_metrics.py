@@ -15,7 +15,7 @@ from typing import Any, Final, TypeVar
 import grpc
 from prometheus_client import CollectorRegistry, Histogram
 
-from servicekit.grpc_handlers import wrap_handler
+from servicekit.grpc_handlers import WrappedHandlers, wrap_handler
 
 T = TypeVar("T")
 
@@ -37,6 +37,7 @@ class GrpcServerMetrics(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
             buckets=BUCKETS,
             registry=registry,
         )
+        self._handlers = WrappedHandlers(self._timed)
 
     async def intercept_service(
         self,
@@ -46,7 +47,10 @@ class GrpcServerMetrics(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         handler = await continuation(handler_call_details)
         if handler is None:  # no such method: gRPC answers UNIMPLEMENTED
             return None
-        method = _method_name(handler_call_details.method)
+        return self._handlers.get(handler_call_details.method, handler)
+
+    def _timed(self, full_method: str, handler: Any) -> Any:
+        method = _method_name(full_method)
         return wrap_handler(
             handler,
             unary=lambda behavior: self._unary(behavior, method),

@@ -20,7 +20,7 @@ import grpc
 from opentelemetry import context, propagate, trace
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from servicekit.grpc_handlers import wrap_handler
+from servicekit.grpc_handlers import WrappedHandlers, wrap_handler
 from servicekit.telemetry import tracing_enabled
 
 UNTRACED_SERVICES: Final = frozenset(
@@ -72,6 +72,9 @@ def client_span(full_method: str) -> Iterator[Metadata]:
 class GrpcServerSpans(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
     """A SERVER span per unary or server-streaming RPC, continuing the caller's trace."""
 
+    def __init__(self) -> None:
+        self._handlers = WrappedHandlers(_traced)
+
     async def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[Any]],
@@ -81,31 +84,30 @@ class GrpcServerSpans(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         full_method: str = handler_call_details.method
         if handler is None or full_method.split("/")[1] in UNTRACED_SERVICES:
             return handler
-        carrier = {
-            key: value
-            for key, value in handler_call_details.invocation_metadata or ()
-            if key in _TRACE_KEYS and isinstance(value, str)
-        }
-        return wrap_handler(
-            handler,
-            unary=lambda behavior: _traced_unary(behavior, full_method, carrier),
-            stream=lambda behavior: _traced_stream(behavior, full_method, carrier),
-        )
+        return self._handlers.get(full_method, handler)
 
 
-def _traced_unary(behavior: Any, full_method: str, carrier: dict[str, str]) -> Any:
+def _traced(full_method: str, handler: Any) -> Any:
+    return wrap_handler(
+        handler,
+        unary=lambda behavior: _traced_unary(behavior, full_method),
+        stream=lambda behavior: _traced_stream(behavior, full_method),
+    )
+
+
+def _traced_unary(behavior: Any, full_method: str) -> Any:
     async def traced(request: Any, servicer_context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-        with _server_span(full_method, carrier, servicer_context):
+        with _server_span(full_method, servicer_context):
             return await behavior(request, servicer_context)
 
     return traced
 
 
-def _traced_stream(behavior: Any, full_method: str, carrier: dict[str, str]) -> Any:
+def _traced_stream(behavior: Any, full_method: str) -> Any:
     async def traced(
         request: Any, servicer_context: grpc.aio.ServicerContext[Any, Any]
     ) -> AsyncIterator[Any]:
-        with _server_span(full_method, carrier, servicer_context):
+        with _server_span(full_method, servicer_context):
             async for response in behavior(request, servicer_context):
                 yield response
 
@@ -114,8 +116,13 @@ def _traced_stream(behavior: Any, full_method: str, carrier: dict[str, str]) -> 
 
 @contextlib.contextmanager
 def _server_span(
-    full_method: str, carrier: dict[str, str], servicer_context: grpc.aio.ServicerContext[Any, Any]
+    full_method: str, servicer_context: grpc.aio.ServicerContext[Any, Any]
 ) -> Iterator[None]:
+    carrier = {
+        key: value
+        for key, value in servicer_context.invocation_metadata() or ()
+        if key in _TRACE_KEYS and isinstance(value, str)
+    }
     parent = propagate.extract(carrier) if carrier else None
     span = tracer.start_span(full_method, context=parent, kind=SpanKind.SERVER)
     token = context.attach(trace.set_span_in_context(span, parent))

@@ -7,8 +7,8 @@
   413 and the app never runs; otherwise the app receives the buffered body as one
   ``http.request`` message. Buffering costs at most ``max_bytes`` per request and
   is the only way to promise a clean 413: once the app has started streaming a
-  response, a status can no longer be sent. For a bodiless request (no header at
-  all) this is a single ``receive()`` returning an empty message.
+  response, a status can no longer be sent. An HTTP/1.x request with neither header
+  has no body at all and passes straight through.
 * A body with a valid ``Content-Length`` streams through untouched: the server
   (h11/httptools) already refuses a body that disagrees with its declared length.
 """
@@ -41,7 +41,10 @@ class BodyLimit:
             return
         declared = header_values(scope, b"content-length")
         if not declared:
-            await self._buffered(scope, receive, send)
+            if _bodiless(scope):
+                await self.app(scope, receive, send)
+            else:
+                await self._buffered(scope, receive, send)
             return
         if any(not value.isdigit() for value in declared) or len(set(declared)) > 1:
             await send_problem(
@@ -82,6 +85,14 @@ class BodyLimit:
             title="Payload too large",
             detail=f"the request body exceeds {self.max_bytes} bytes",
         )
+
+
+def _bodiless(scope: Scope) -> bool:
+    """An HTTP/1.x request with neither Content-Length nor Transfer-Encoding has no body
+    (RFC 9112, 6.3): most GETs, which then skip the buffering's receive and replay."""
+    if scope.get("http_version") not in ("1.0", "1.1"):
+        return False  # HTTP/2 frames a body without either header
+    return not header_values(scope, b"transfer-encoding")
 
 
 def _replay(body: bytes, receive: Receive) -> Receive:
