@@ -18,7 +18,8 @@ class GatewayMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.shed = Counter(
             "ordermesh_gateway_shed_total",
-            "Requests answered 503 at once because too many were in flight",
+            "Requests answered 503: the in-flight bound and its queue were full, or the wait "
+            "ran out",
             registry=registry,
         )
         self.rate_limited = Counter(
