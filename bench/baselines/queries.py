@@ -43,8 +43,10 @@ REPLAY: Final = """SELECT k.request_hash, o.id, o.customer_id, o.status, o.curre
     FROM idempotency_keys k JOIN orders o ON o.id = k.order_id
     WHERE k.customer_id = $1 AND k.idempotency_key = $2"""
 
-INSERT_ORDER: Final = f"""INSERT INTO orders (id, customer_id, status, currency, total_minor, items)
-    VALUES ($1, $2, $3, $4, $5, $6) RETURNING {ORDER_COLUMNS}"""
+INSERT_ORDER: Final = f"""INSERT INTO orders (id, customer_id, status, currency, total_minor, items,
+                        created_at, updated_at)
+    SELECT $1, $2, $3, $4, $5, $6, at, at FROM clock_timestamp() AS at
+    RETURNING {ORDER_COLUMNS}"""
 
 INSERT_OUTBOX: Final = """INSERT INTO outbox (event_id, event_type, aggregate_id, payload, headers)
     VALUES ($1, $2, $3, $4, $5)"""

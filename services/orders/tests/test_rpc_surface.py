@@ -168,3 +168,14 @@ async def test_rpcs_and_pool_waits_are_measured(
     assert sample(handled, method="GetOrder", code="INVALID_ARGUMENT") == 1
     assert sample(handled, method="ExportOrders", code="OK") == 1
     assert sample("ordermesh_db_pool_acquire_seconds_count", pool="api") >= 2
+
+
+async def test_a_new_order_was_updated_when_it_was_created(
+    stub: OrdersServiceStub, db: asyncpg.Connection
+) -> None:
+    # Two clock readings (one per column default) differed by a microsecond now and
+    # then; a hundred creates would show it.
+    for n in range(100):
+        await stub.CreateOrder(create_request(key=f"same-instant-{n}"))
+    differing = await db.fetchval("SELECT count(*) FROM orders WHERE created_at <> updated_at")
+    assert differing == 0

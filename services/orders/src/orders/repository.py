@@ -95,9 +95,14 @@ class OrdersRepository:
             )
             if claimed is None:
                 return await _replay(conn, new), False
+            # One clock reading for both timestamps: the columns' own defaults call
+            # clock_timestamp() once each, and a new order could show updated_at a
+            # microsecond after its created_at.
             row = await conn.fetchrow(
-                f"""INSERT INTO orders (id, customer_id, status, currency, total_minor, items)
-                    VALUES ($1, $2, $3, $4, $5, $6) RETURNING {_ORDER_COLUMNS}""",
+                f"""INSERT INTO orders (id, customer_id, status, currency, total_minor, items,
+                                       created_at, updated_at)
+                    SELECT $1, $2, $3, $4, $5, $6, at, at FROM clock_timestamp() AS at
+                    RETURNING {_ORDER_COLUMNS}""",
                 order_id,
                 new.customer_id,
                 OrderStatus.PENDING.value,
