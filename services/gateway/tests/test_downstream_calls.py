@@ -1,12 +1,14 @@
 """The gateway's calls to orders, against a scripted orders over real gRPC and HTTP.
 
-Deadlines, retries, error mapping, the circuit breaker, coalescing and the streaming
-export, each seen from outside: HTTP requests in, gRPC calls counted on the fake.
+Deadlines, retries, error mapping, the circuit breaker, coalescing, the streaming
+export and the admission queue's gauge, each seen from outside: HTTP requests in,
+gRPC calls counted on the fake.
 """
 
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 import tracemalloc
 import uuid
@@ -18,6 +20,7 @@ import pytest
 from contracts.orders.v1 import orders_pb2 as pb
 from gateway.api import ClosingStreamingResponse
 from gateway.convert import order_json
+from servicekit.testing.polling import poll_until
 from starlette.types import Message
 
 from .conftest import Start, token
@@ -254,3 +257,27 @@ async def test_an_export_abandoned_during_a_trial_frees_the_circuit(start: Start
     # The abandoned trial gave no verdict; the next call may try again (and succeeds).
     response = await client.get(f"/v1/orders/{uuid.uuid4()}", headers=token())
     assert response.status_code == 200, response.text
+
+
+async def test_the_queued_requests_gauge_counts_the_waiting_ones(start: Start) -> None:
+    _, client, _ = await start(
+        FakeOrders(delay=0.5), max_in_flight=1, max_queued=5, max_queue_seconds=10
+    )
+    reads = [
+        asyncio.ensure_future(client.get(f"/v1/orders/{uuid.uuid4()}", headers=token()))
+        for _ in range(3)
+    ]
+
+    async def queued() -> float:
+        metrics = (await client.get("/metrics")).text
+        found = re.search(r"^ordermesh_gateway_queued_requests ([\d.e+]+)$", metrics, re.M)
+        assert found is not None, "no queue gauge"
+        return float(found[1])
+
+    async def two_waiting() -> bool | None:  # and one in flight
+        return True if await queued() == 2 else None
+
+    await poll_until(two_waiting, seconds=5, what="two requests queued", interval=0.02)
+    assert not any(read.done() for read in reads)
+    assert {r.status_code for r in await asyncio.gather(*reads)} == {200}
+    assert await queued() == 0

@@ -22,6 +22,12 @@ class GatewayMetrics:
             "ran out",
             registry=registry,
         )
+        # Read when scraped (set_function in server.build_app): nothing per request.
+        self.queued = Gauge(
+            "ordermesh_gateway_queued_requests",
+            "Requests waiting for an in-flight slot now (GATEWAY_MAX_QUEUED at most)",
+            registry=registry,
+        )
         self.rate_limited = Counter(
             "ordermesh_gateway_rate_limited_total",
             "Requests answered 429 because their subject exceeded its rate",

@@ -172,13 +172,15 @@ def build_app(
     )
     chain = Authenticate(chain, authenticator=authenticator)
     chain = BodyLimit(chain, max_bytes=settings.max_body_bytes)
-    chain = LoadShedder(
+    shedder = LoadShedder(
         chain,
         max_in_flight=settings.max_in_flight,
         max_queued=settings.max_queued,
         max_queue_seconds=settings.max_queue_seconds,
         on_shed=metrics.shed.inc,
     )
+    metrics.queued.set_function(lambda: shedder.queued)
+    chain = shedder
     if settings.cors_origins:
         chain = CORSMiddleware(
             chain,
