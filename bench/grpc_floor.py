@@ -30,6 +30,7 @@ import uvloop
 from contracts.orders.v1 import orders_pb2 as pb
 from contracts.orders.v1 import orders_pb2_grpc as rpc
 from google.protobuf.timestamp_pb2 import Timestamp
+from servicekit.testing.net import free_ports
 
 CREATED = Timestamp(seconds=1_735_689_600)
 ORDER = pb.Order(
@@ -131,10 +132,9 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--duration", type=float, default=10.0, help="seconds per round")
     parser.add_argument("--concurrency", type=int, default=64, help="calls in flight")
-    parser.add_argument("--port", type=int, default=0, help="0: a free one")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
-    port = args.port or _free_port()
+    port = free_ports(1)[0]
     ready = multiprocessing.Event()
     serving = multiprocessing.Process(target=_serve, args=(port, ready), daemon=True)
     serving.start()
@@ -166,12 +166,6 @@ def main() -> None:
         print(f"{key:<20} {value['median']:>9.3f} ({value['min']:.3f}-{value['max']:.3f})")
     if args.out is not None:
         args.out.write_text(json.dumps(result, indent=2) + "\n")
-
-
-def _free_port() -> int:
-    from servicekit.testing.net import free_ports
-
-    return free_ports(1)[0]
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ from gateway.middleware import BodyLimit, LoadShedder, RateLimiter, TrustedHost
 from gateway.middleware.asgi import ASGIApp, Message, Receive, Scope, Send
 
 PROBLEMS = "https://ordermesh.dev/problems/"
+Tasks = list[asyncio.Task["Response"]]
 
 
 class Downstream:
@@ -288,15 +289,20 @@ async def test_a_request_waiting_longer_than_the_queue_allows_is_shed() -> None:
     assert shedder.in_flight == 0
 
 
-async def test_a_waiter_that_leaves_gives_up_its_place_and_loses_no_slot() -> None:
+async def one_running_two_waiting() -> tuple[asyncio.Event, Downstream, LoadShedder, Tasks]:
+    """A shedder with one slot, taken by a request held at `gate`, and two in its queue."""
     gate = asyncio.Event()
     downstream = Downstream(gate)
     shedder = LoadShedder(downstream, max_in_flight=1, max_queued=2, max_queue_seconds=5)
-    busy = asyncio.create_task(call(shedder, http_scope()))
+    running = asyncio.create_task(call(shedder, http_scope()))
     await asyncio.sleep(0)
-    leaving = asyncio.create_task(call(shedder, http_scope()))
-    staying = asyncio.create_task(call(shedder, http_scope()))
+    waiting = [asyncio.create_task(call(shedder, http_scope())) for _ in range(2)]
     await asyncio.sleep(0.01)
+    return gate, downstream, shedder, [running, *waiting]
+
+
+async def test_a_waiter_that_leaves_gives_up_its_place_and_loses_no_slot() -> None:
+    gate, downstream, shedder, (busy, leaving, staying) = await one_running_two_waiting()
     assert shedder.queued == 2
     leaving.cancel()
     await asyncio.sleep(0)
@@ -308,14 +314,7 @@ async def test_a_waiter_that_leaves_gives_up_its_place_and_loses_no_slot() -> No
 
 
 async def test_a_slot_handed_to_a_waiter_that_is_cancelled_passes_to_the_next() -> None:
-    gate = asyncio.Event()
-    downstream = Downstream(gate)
-    shedder = LoadShedder(downstream, max_in_flight=1, max_queued=2, max_queue_seconds=5)
-    first = asyncio.create_task(call(shedder, http_scope()))
-    await asyncio.sleep(0)
-    second = asyncio.create_task(call(shedder, http_scope()))
-    third = asyncio.create_task(call(shedder, http_scope()))
-    await asyncio.sleep(0.01)
+    gate, _, shedder, (first, second, third) = await one_running_two_waiting()
     gate.set()
     # Let `first` finish (handing its slot to `second`), then cancel `second` before
     # it runs again: the slot must go on to `third`, not be lost.

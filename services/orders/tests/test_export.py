@@ -4,6 +4,8 @@ test_export_ndjson.py has the NDJSON format)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
@@ -90,12 +92,7 @@ async def test_a_client_leaving_mid_export_frees_the_database_connection(
     runtime: OrdersRuntime, db: asyncpg.Connection, export_format: pb.ExportFormat.ValueType
 ) -> None:
     await seed(db, "alice", 20_000)
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{runtime.grpc_port}") as channel:
-        from contracts.orders.v1.orders_pb2_grpc import OrdersServiceStub
-
-        stream = OrdersServiceStub(channel).ExportOrders(
-            pb.ExportOrdersRequest(customer_id="alice", format=export_format)
-        )
+    async with alices_export(runtime, export_format) as stream:
         await stream.read()
         stream.cancel()
     await assert_connections_freed(runtime, db)
@@ -106,12 +103,7 @@ async def test_an_export_past_its_deadline_ends_and_frees_the_database_connectio
     runtime: OrdersRuntime, db: asyncpg.Connection, export_format: pb.ExportFormat.ValueType
 ) -> None:
     await seed(db, "alice", 50_000)
-    async with grpc.aio.insecure_channel(f"127.0.0.1:{runtime.grpc_port}") as channel:
-        from contracts.orders.v1.orders_pb2_grpc import OrdersServiceStub
-
-        stream = OrdersServiceStub(channel).ExportOrders(
-            pb.ExportOrdersRequest(customer_id="alice", format=export_format), timeout=0.5
-        )
+    async with alices_export(runtime, export_format, timeout=0.5) as stream:
         await stream.read()
         await asyncio.sleep(1)  # a slow reader: orders waits on flow control meanwhile
         read: list[int] = []
@@ -120,6 +112,18 @@ async def test_an_export_past_its_deadline_ends_and_frees_the_database_connectio
     assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
     assert len(read) < 50_000 // 500 - 1  # it ended mid-stream, not after the last batch
     await assert_connections_freed(runtime, db)
+
+
+@contextlib.asynccontextmanager
+async def alices_export(
+    runtime: OrdersRuntime, export_format: pb.ExportFormat.ValueType, **call: Any
+) -> AsyncIterator[Any]:
+    """alice's export on a channel of its own, closed when the block ends."""
+    from contracts.orders.v1.orders_pb2_grpc import OrdersServiceStub
+
+    async with grpc.aio.insecure_channel(f"127.0.0.1:{runtime.grpc_port}") as channel:
+        request = pb.ExportOrdersRequest(customer_id="alice", format=export_format)
+        yield OrdersServiceStub(channel).ExportOrders(request, **call)
 
 
 async def read_all(stream: Any, read: list[int]) -> None:

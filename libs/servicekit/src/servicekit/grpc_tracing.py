@@ -81,13 +81,14 @@ class GrpcServerSpans(grpc.aio.ServerInterceptor):  # type: ignore[type-arg]
         handler_call_details: grpc.HandlerCallDetails,
     ) -> Any:
         handler = await continuation(handler_call_details)
-        full_method: str = handler_call_details.method
-        if handler is None or full_method.split("/")[1] in UNTRACED_SERVICES:
-            return handler
-        return self._handlers.get(full_method, handler)
+        if handler is None:
+            return None
+        return self._handlers.get(handler_call_details.method, handler)
 
 
 def _traced(full_method: str, handler: Any) -> Any:
+    if full_method.split("/")[1] in UNTRACED_SERVICES:
+        return handler
     return wrap_handler(
         handler,
         unary=lambda behavior: _traced_unary(behavior, full_method),
