@@ -1,8 +1,9 @@
 """One harness run: start everything, seed, measure each scenario, stop; the raw records.
 
 Implementations are measured in turn, side by side in one run on one machine state:
-for each scenario, connection level and round, every implementation once, in an order
-rotated each round so none always follows the same neighbour. Before each wrk run the
+for each scenario, round by round, every connection level (in an order rotated each
+round) and at each level every implementation once (also rotated each round), so no
+implementation or level always follows the same neighbour. Before each wrk run the
 harness waits for a drain (nothing in flight in the gateway, the outbox published, and
 every process of every implementation and PostgreSQL quiet), so one run's leftovers
 do not land on the next one's numbers.
@@ -23,7 +24,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import psutil
 from servicekit.testing.otlp import OtlpReceiver
@@ -53,6 +54,8 @@ from bench.harness.processes import Measure, Watched, wait_outside_quiet, wait_q
 from bench.harness.scenarios import WRK, WrkScenario
 from bench.harness.stats import spread
 
+T = TypeVar("T")
+
 ROOT = Path(__file__).resolve().parents[2]
 BASELINES: tuple[Name, ...] = ("sync", "default_async", "ceiling")
 
@@ -73,9 +76,7 @@ class Context:
     data: dict[str, Any] = field(default_factory=dict)
 
     def order(self, round_: int, names: Sequence[Running] | None = None) -> list[Running]:
-        items = list(names if names is not None else self.running)
-        shift = round_ % len(items)
-        return items[shift:] + items[:shift]
+        return rotated(names if names is not None else self.running, round_)
 
     def drain(self) -> float:
         """Seconds waited until nothing is left of the last run (or the plan's limit),
@@ -92,6 +93,13 @@ class Context:
             self.log(f"drain: still busy after {limit:g}s, measuring anyway")
         wait_outside_quiet(self.everything.shared, seconds=self.plan.outside_wait_seconds)
         return waited
+
+
+def rotated(items: Sequence[T], round_: int) -> list[T]:
+    """`items` started `round_` places in: no item is always first, or always after
+    the same neighbour."""
+    shift = round_ % len(items) if items else 0
+    return [*items[shift:], *items[:shift]]
 
 
 def run(plan: Plan, log: Callable[[str], None] | None = None) -> dict[str, Any]:
@@ -258,8 +266,11 @@ def _wrk(
                 env=scenario.env(ctx.dataset, limit),
                 timeout=plan.timeout,
             )
-    for connections in levels:
-        for round_ in range(plan.rounds):
+    # Rounds outermost: each round sweeps every level (in an order rotated each round),
+    # so a ratio between levels (no collapse) is measured minutes apart at most, not
+    # across the whole scenario, and the machine's drift lands on every level alike.
+    for round_ in range(plan.rounds):
+        for connections in rotated(levels, round_):
             for implementation in ctx.order(round_, implementations):
                 waited = ctx.drain()
                 with Measure(ctx.watched[implementation.name]) as usage:
