@@ -4,7 +4,8 @@ Orders are created through the gateway by an open-loop paced client (a request i
 on schedule whatever the earlier answers do, as real traffic arrives; the rate is low
 enough for one Python process, which wrk cannot pace). Each event's latency is what
 notify's own database says: `recorded_at` (notify's clock_timestamp() at insert) minus
-`occurred_at` (set in the order's commit transaction), as bench/events.py measures it.
+`occurred_at` (orders' clock, just before the statement that commits the order), as
+bench/events.py measures it.
 Only Ordermesh has an event path: the baselines publish nothing.
 """
 

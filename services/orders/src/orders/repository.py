@@ -9,9 +9,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator
 from dataclasses import asdict
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -53,6 +53,33 @@ _EVENT_FOR_STATUS: dict[OrderStatus, StatusEvent] = {
     OrderStatus.CANCELLED: OrderCancelled,
 }
 
+# A create in one statement (one round trip, and its own transaction): claim the key
+# (a concurrent duplicate waits on the first caller's key row until that commits, then
+# finds it taken), write the order and its order.created event. The key's order_id
+# references the order written after it: the constraint is deferred to the commit. A key
+# that exists and has not expired claims nothing, so nothing is written and the
+# statement returns no row; the caller replays the earlier order.
+_CREATE = """
+WITH claimed AS (
+    INSERT INTO idempotency_keys
+        (customer_id, idempotency_key, request_hash, order_id, expires_at)
+    VALUES ($1, $2, $3, $4, now() + $5::interval)
+    ON CONFLICT (customer_id, idempotency_key) DO UPDATE
+        SET request_hash = EXCLUDED.request_hash, order_id = EXCLUDED.order_id,
+            created_at = now(), expires_at = EXCLUDED.expires_at
+        WHERE idempotency_keys.expires_at <= now()
+    RETURNING order_id
+), created AS (
+    INSERT INTO orders (id, customer_id, status, currency, total_minor, items,
+                        created_at, updated_at)
+    SELECT order_id, $1, $6, $7, $8, $9, $10, $10 FROM claimed
+    RETURNING id
+)
+INSERT INTO outbox (event_id, event_type, aggregate_id, payload, headers)
+SELECT $11, $12, id, $13, $14 FROM created
+RETURNING aggregate_id
+"""
+
 # Cursor position for keyset pagination: (created_at, id) of the last row seen.
 Position = tuple[datetime, uuid.UUID]
 
@@ -74,46 +101,53 @@ class OrdersRepository:
 
     async def create(self, *, new: NewOrder, key_ttl: timedelta) -> tuple[Order, bool]:
         """Insert the order unless its idempotency key exists; return (order, created)."""
-        order_id = uuid.uuid4()
-        async with self._connection() as conn, conn.transaction():
-            # A concurrent duplicate blocks here on the first caller's key row until
-            # that transaction ends, then sees the committed row and replays it.
-            claimed = await conn.fetchval(
-                """INSERT INTO idempotency_keys
-                       (customer_id, idempotency_key, request_hash, order_id, expires_at)
-                   VALUES ($1, $2, $3, $4, now() + $5::interval)
-                   ON CONFLICT (customer_id, idempotency_key) DO UPDATE
-                       SET request_hash = EXCLUDED.request_hash, order_id = EXCLUDED.order_id,
-                           created_at = now(), expires_at = EXCLUDED.expires_at
-                       WHERE idempotency_keys.expires_at <= now()
-                   RETURNING order_id""",
-                new.customer_id,
-                new.idempotency_key,
-                new.fingerprint(),
-                order_id,
-                key_ttl,
-            )
-            if claimed is None:
+        # One clock reading for created_at, updated_at and the event's occurred_at, taken
+        # here so that the event can be built before the one statement that writes it.
+        now = datetime.now(UTC)
+        order = Order(
+            id=uuid.uuid4(),
+            customer_id=new.customer_id,
+            status=OrderStatus.PENDING,
+            currency=new.currency,
+            total_minor=new.total_minor,
+            items=new.items,
+            created_at=now,
+            updated_at=now,
+        )
+        event = _event(OrderCreated, order)
+        async with self._connection() as conn, self._atomic(conn, CREATE_BEFORE_COMMIT):
+            with _outbox_write(event) as headers:
+                written = await conn.fetchval(
+                    _CREATE,
+                    new.customer_id,
+                    new.idempotency_key,
+                    new.fingerprint(),
+                    order.id,
+                    key_ttl,
+                    order.status.value,
+                    order.currency,
+                    order.total_minor,
+                    [asdict(item) for item in order.items],
+                    now,
+                    event.event_id,
+                    event.event_type,
+                    event.model_dump(mode="json"),
+                    headers,
+                )
+            if written is None:  # the key exists: nothing was written
                 return await _replay(conn, new), False
-            # One clock reading for both timestamps: the columns' own defaults call
-            # clock_timestamp() once each, and a new order could show updated_at a
-            # microsecond after its created_at.
-            row = await conn.fetchrow(
-                f"""INSERT INTO orders (id, customer_id, status, currency, total_minor, items,
-                                       created_at, updated_at)
-                    SELECT $1, $2, $3, $4, $5, $6, at, at FROM clock_timestamp() AS at
-                    RETURNING {_ORDER_COLUMNS}""",
-                order_id,
-                new.customer_id,
-                OrderStatus.PENDING.value,
-                new.currency,
-                new.total_minor,
-                [asdict(item) for item in new.items],
-            )
-            order = _to_order(row)
-            await _write_event(conn, OrderCreated, order)
-            self._failpoints.hit(CREATE_BEFORE_COMMIT)
             return order, True
+
+    @contextlib.asynccontextmanager
+    async def _atomic(self, conn: Connection, failpoint: str) -> AsyncIterator[None]:
+        """Nothing to add for one statement, which is its own transaction; with the crash
+        test's `failpoint` enabled, an explicit one, and the crash before its commit."""
+        if failpoint not in self._failpoints.enabled:
+            yield
+            return
+        async with conn.transaction():
+            yield
+            self._failpoints.hit(failpoint)
 
     async def get(self, *, customer_id: str, order_id: uuid.UUID) -> Order:
         async with self._connection() as conn:
@@ -167,7 +201,10 @@ class OrdersRepository:
             if not check_transition(order, target):
                 return order
             row = await conn.fetchrow(
-                f"""UPDATE orders SET status = $2, updated_at = clock_timestamp()
+                # greatest(): a create's timestamps come from orders' clock, this one from
+                # PostgreSQL's; skew between the two must not put an update before it.
+                f"""UPDATE orders SET status = $2,
+                                      updated_at = greatest(clock_timestamp(), updated_at)
                     WHERE id = $1 RETURNING {_ORDER_COLUMNS}""",
                 order_id,
                 target.value,
@@ -246,22 +283,37 @@ async def _replay(conn: Connection, new: NewOrder) -> Order:
     return _to_order(existing)
 
 
-async def _write_event(
-    conn: Connection,
-    event_class: type[OrderCreated | OrderConfirmed | OrderCancelled],
-    order: Order,
-) -> None:
-    event = event_class(
+def _event(
+    event_class: type[OrderCreated | OrderConfirmed | OrderCancelled], order: Order
+) -> OrderCreated | OrderConfirmed | OrderCancelled:
+    return event_class(
         event_id=uuid.uuid4(),
         occurred_at=order.updated_at,
         order=OrderSnapshot.model_validate(asdict(order)),
     )
-    # The row carries this span's trace context, so the relay's publish joins the trace.
+
+
+@contextlib.contextmanager
+def _outbox_write(
+    event: OrderCreated | OrderConfirmed | OrderCancelled,
+) -> Iterator[dict[str, str]]:
+    """The span of the statement that writes `event` into the outbox, and the headers
+    for its row: this span's trace context, so the relay's publish joins the trace."""
     with tracer.start_as_current_span(
         "orders.outbox.write", attributes={"ordermesh.event_type": event.event_type}
     ):
         headers: dict[str, str] = {}
         propagate.inject(headers)
+        yield headers
+
+
+async def _write_event(
+    conn: Connection,
+    event_class: type[OrderCreated | OrderConfirmed | OrderCancelled],
+    order: Order,
+) -> None:
+    event = _event(event_class, order)
+    with _outbox_write(event) as headers:
         await conn.execute(
             """INSERT INTO outbox (event_id, event_type, aggregate_id, payload, headers)
                VALUES ($1, $2, $3, $4, $5)""",
