@@ -27,7 +27,6 @@ Needs wrk, Prometheus and RabbitMQ's Prometheus plugin: scripts/ensure-prereqs.s
 from __future__ import annotations
 
 import asyncio
-import io
 import math
 import os
 import shutil
@@ -42,11 +41,7 @@ import httpx
 import pytest
 from ordermesh import chart
 from ordermesh.localbroker import amqp_url, create_vhost, delete_vhost
-from ordermesh.paths import PROMETHEUS_CONFIG
-from ordermesh.progress import Progress
-from ordermesh.prometheus import LOCAL_NAMESPACE, RABBITMQ_METRICS_PORT
-from ordermesh.stack import Stack, StackError, StackOptions
-from servicekit.testing.net import port_open
+from ordermesh.prometheus import LOCAL_NAMESPACE
 
 from tests.autoscaling.hpa import TOLERANCE, HpaLoop
 from tests.autoscaling.signals import Signal, Watch, signal_of, value
@@ -54,7 +49,8 @@ from tests.autoscaling.slow_webhook import SlowWebhook, slow_webhook
 from tests.autoscaling.wrk import CREATE_ORDER, GET_ORDER, THREAD_DONE, Summary, running, wrk_binary
 from tests.e2e.support import create_order
 from tests.e2e.target import Target, new_subject
-from tests.local_stack import StackPorts, up_environment
+from tests.local_stack import up_environment
+from tests.scraped_stack import scraped_stack
 
 # A module constant, so a try of this test can render a chart of its own.
 CHART_DIR = chart.CHART_DIR
@@ -119,11 +115,6 @@ def state_dir() -> Iterator[Path]:
 @pytest.fixture
 async def stack(state_dir: Path, vhost: str, webhook: SlowWebhook) -> AsyncIterator[Running]:
     wrk_binary()  # before minutes of start-up: fails when wrk is missing
-    assert port_open(RABBITMQ_METRICS_PORT), (
-        f"RabbitMQ's Prometheus plugin does not answer on 127.0.0.1:{RABBITMQ_METRICS_PORT}: "
-        "run scripts/ensure-prereqs.sh (as root)"
-    )
-    ports = StackPorts.free()
     environ = up_environment(AMQP_URL=amqp_url(vhost))
     # This test's settings only, never a developer's GATEWAY_ or NOTIFY_ ones.
     environ = {k: v for k, v in environ.items() if not k.startswith(("GATEWAY_", "NOTIFY_"))}
@@ -138,33 +129,14 @@ async def stack(state_dir: Path, vhost: str, webhook: SlowWebhook) -> AsyncItera
         "NOTIFY_MAX_CONCURRENCY": str(NOTIFY_CONCURRENCY),
         "NOTIFY_PREFETCH": str(NOTIFY_PREFETCH),
     }
-    options = StackOptions(
-        state_dir=state_dir,
-        pg_port=ports.pg,
-        orders_grpc_port=ports.grpc,
-        orders_http_port=ports.orders_http,
-        notify_http_port=ports.notify_http,
-        gateway_http_port=ports.gateway,
-        prometheus_port=ports.prometheus,
-        prometheus_config=PROMETHEUS_CONFIG,
-        scrape_interval_seconds=SCRAPE_SECONDS,
-        start_timeout=START_SECONDS,
-        environ=environ,
-    )
-    output = io.StringIO()
-    stack = Stack(options, progress=Progress(output, interactive=False))
-    try:
-        try:
-            await stack.start()
-        except StackError as exc:
-            pytest.fail(f"the local stack did not start: {exc}\n\n{output.getvalue()}")
+    async with scraped_stack(
+        state_dir, environ, scrape_seconds=SCRAPE_SECONDS, start_seconds=START_SECONDS
+    ) as ports:
         yield Running(
             gateway=f"http://127.0.0.1:{ports.gateway}",
             prometheus=f"http://127.0.0.1:{ports.prometheus}",
             webhook=webhook,
         )
-    finally:
-        await stack.stop()
 
 
 # About two minutes; every wait is bounded, and the bounds add up to more than the

@@ -23,7 +23,6 @@ and Prometheus on PATH; scripts/ensure-prereqs.sh (run by `make test`) provides 
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import re
 import time
@@ -37,14 +36,11 @@ import httpx
 import pytest
 from ordermesh.localbroker import amqp_url, create_vhost, delete_vhost
 from ordermesh.paths import PROMETHEUS_CONFIG
-from ordermesh.progress import Progress
-from ordermesh.prometheus import RABBITMQ_METRICS_PORT
-from ordermesh.stack import Stack, StackError, StackOptions
-from servicekit.testing.net import port_open
 
 from tests.e2e.support import ORDER, assert_problem, create_order, poll_until
 from tests.e2e.target import Target
-from tests.local_stack import StackPorts, up_environment
+from tests.local_stack import up_environment
+from tests.scraped_stack import scraped_stack
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 # Module constants, so a try of this test can point them at folders of its own; the
@@ -79,42 +75,25 @@ class Running:
 
 @pytest.fixture
 async def stack(tmp_path: Path) -> AsyncIterator[Running]:
-    assert port_open(RABBITMQ_METRICS_PORT), (
-        f"RabbitMQ's Prometheus plugin does not answer on 127.0.0.1:{RABBITMQ_METRICS_PORT}: "
-        "run scripts/ensure-prereqs.sh (as root), or `rabbitmq-plugins enable rabbitmq_prometheus`"
-    )
-    ports = StackPorts.free()
     vhost = f"live-metrics-{uuid.uuid4().hex[:8]}"
     await asyncio.to_thread(create_vhost, vhost)
     environ = up_environment(AMQP_URL=amqp_url(vhost))
     # The gateway's defaults, never a developer's GATEWAY_ settings (the JWT secret above all).
     environ = {k: v for k, v in environ.items() if not k.startswith("GATEWAY_")}
-    options = StackOptions(
-        state_dir=tmp_path / "state",
-        pg_port=ports.pg,
-        orders_grpc_port=ports.grpc,
-        orders_http_port=ports.orders_http,
-        notify_http_port=ports.notify_http,
-        gateway_http_port=ports.gateway,
-        prometheus_port=ports.prometheus,
-        prometheus_config=CONFIG,
-        scrape_interval_seconds=SCRAPE_SECONDS,
-        start_timeout=START_SECONDS,
-        environ={**environ, "GATEWAY_DRAIN_SECONDS": "1"},
-    )
-    output = io.StringIO()
-    stack = Stack(options, progress=Progress(output, interactive=False))
+    environ["GATEWAY_DRAIN_SECONDS"] = "1"
     try:
-        try:
-            await stack.start()
-        except StackError as exc:
-            pytest.fail(f"the local stack did not start: {exc}\n\n{output.getvalue()}")
-        yield Running(
-            gateway=f"http://127.0.0.1:{ports.gateway}",
-            prometheus=f"http://127.0.0.1:{ports.prometheus}",
-        )
+        async with scraped_stack(
+            tmp_path / "state",
+            environ,
+            scrape_seconds=SCRAPE_SECONDS,
+            start_seconds=START_SECONDS,
+            prometheus_config=CONFIG,
+        ) as ports:
+            yield Running(
+                gateway=f"http://127.0.0.1:{ports.gateway}",
+                prometheus=f"http://127.0.0.1:{ports.prometheus}",
+            )
     finally:
-        await stack.stop()
         await asyncio.to_thread(delete_vhost, vhost)
 
 
