@@ -15,7 +15,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 import asyncpg
@@ -75,40 +75,25 @@ def build(database_url: str) -> FastAPI:
 
     @app.post("/orders", status_code=201)
     async def create_order(request: Request, new: NewOrder) -> Response:
-        order_id = uuid.uuid4()
-        digest = new.fingerprint()
-        async with _pool(request).acquire() as conn, conn.transaction():
-            claimed = await conn.fetchval(
-                queries.CLAIM_KEY, new.customer_id, new.idempotency_key, digest, order_id, KEY_TTL
+        order_id, digest, now = uuid.uuid4(), new.fingerprint(), datetime.now(UTC)
+        items = [item.model_dump() for item in new.items]
+        row = (order_id, new.customer_id, "pending", new.currency, new.total_minor, items, now, now)
+        order = order_json(row)
+        event_id, payload = created_event(order)
+        async with _pool(request).acquire() as conn:
+            written = await conn.fetchval(
+                queries.CREATE,
+                *(new.customer_id, new.idempotency_key, digest, order_id, KEY_TTL),
+                *("pending", new.currency, new.total_minor, orjson.dumps(items).decode(), now),
+                *(event_id, "order.created", orjson.dumps(payload).decode(), "{}"),
             )
-            if claimed is None:
+            if written is None:
                 existing = await conn.fetchrow(queries.REPLAY, new.customer_id, new.idempotency_key)
                 assert existing is not None, "the key row was seen by the claim above"
                 if bytes(existing[0]) != digest:
                     return key_reused()
                 replayed = order_json(existing[1:])
                 return json_response(replayed, status=201, headers={REPLAYED_HEADER: "true"})
-            items = orjson.dumps([item.model_dump() for item in new.items]).decode()
-            row = await conn.fetchrow(
-                queries.INSERT_ORDER,
-                order_id,
-                new.customer_id,
-                "pending",
-                new.currency,
-                new.total_minor,
-                items,
-            )
-            assert row is not None
-            order = order_json(row)
-            event_id, payload = created_event(order)
-            await conn.execute(
-                queries.INSERT_OUTBOX,
-                event_id,
-                "order.created",
-                order_id,
-                orjson.dumps(payload).decode(),
-                "{}",
-            )
         return json_response(order, status=201)
 
     return app

@@ -16,7 +16,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 import orjson
@@ -48,10 +48,8 @@ GET_ORDER: Final = queries.pyformat(queries.GET_ORDER)
 LIST_FIRST: Final = queries.pyformat(queries.LIST_FIRST)
 LIST_AFTER: Final = queries.pyformat(queries.LIST_AFTER)
 EXPORT: Final = queries.pyformat(queries.EXPORT)
-CLAIM_KEY: Final = queries.pyformat(queries.CLAIM_KEY)
+CREATE: Final = queries.pyformat(queries.CREATE)
 REPLAY: Final = queries.pyformat(queries.REPLAY)
-INSERT_ORDER: Final = queries.pyformat(queries.INSERT_ORDER)
-INSERT_OUTBOX: Final = queries.pyformat(queries.INSERT_OUTBOX)
 
 # jsonb through orjson, as the orders service's asyncpg codec does.
 set_json_dumps(orjson.dumps)
@@ -103,30 +101,27 @@ def build(database_url: str) -> FastAPI:
 
     @app.post("/orders", status_code=201)
     def create_order(request: Request, new: NewOrder) -> Response:
-        order_id = uuid.uuid4()
-        digest = new.fingerprint()
-        with _pool(request).connection() as conn, conn.transaction():
-            claimed = conn.execute(
-                CLAIM_KEY, (new.customer_id, new.idempotency_key, digest, order_id, KEY_TTL)
+        order_id, digest, now = uuid.uuid4(), new.fingerprint(), datetime.now(UTC)
+        items = [item.model_dump() for item in new.items]
+        row = (order_id, new.customer_id, "pending", new.currency, new.total_minor, items, now, now)
+        order = order_json(row)
+        event_id, payload = created_event(order)
+        with _pool(request).connection() as conn:
+            written = conn.execute(
+                CREATE,
+                (
+                    *(new.customer_id, new.idempotency_key, digest, order_id, KEY_TTL),
+                    *("pending", new.currency, new.total_minor, Jsonb(items), now),
+                    *(event_id, "order.created", Jsonb(payload), Jsonb({})),
+                ),
             ).fetchone()
-            if claimed is None:
+            if written is None:
                 existing = conn.execute(REPLAY, (new.customer_id, new.idempotency_key)).fetchone()
                 assert existing is not None, "the key row was seen by the claim above"
                 if bytes(existing[0]) != digest:
                     return key_reused()
                 replayed = order_json(existing[1:])
                 return json_response(replayed, status=201, headers={REPLAYED_HEADER: "true"})
-            items = [item.model_dump() for item in new.items]
-            row = conn.execute(
-                INSERT_ORDER,
-                (order_id, new.customer_id, "pending", new.currency, new.total_minor, Jsonb(items)),
-            ).fetchone()
-            assert row is not None
-            order = order_json(row)
-            event_id, payload = created_event(order)
-            conn.execute(
-                INSERT_OUTBOX, (event_id, "order.created", order_id, Jsonb(payload), Jsonb({}))
-            )
         return json_response(order, status=201)
 
     return app

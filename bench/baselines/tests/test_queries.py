@@ -15,10 +15,8 @@ STATEMENTS = (
     "LIST_FIRST",
     "LIST_AFTER",
     "EXPORT",
-    "CLAIM_KEY",
+    "CREATE",
     "REPLAY",
-    "INSERT_ORDER",
-    "INSERT_OUTBOX",
 )
 
 
@@ -39,4 +37,5 @@ def test_each_statement_is_in_the_orders_repository(name: str) -> None:
 
 def test_psycopg_spelling_keeps_the_placeholders_in_order() -> None:
     assert queries.pyformat(queries.LIST_AFTER).count("%s") == 4
-    assert "$" not in queries.pyformat(queries.CLAIM_KEY)
+    assert "$" not in queries.pyformat(queries.CREATE)
+    assert queries.pyformat(queries.CREATE).count("%s") == 14  # each of $1..$14 once

@@ -58,7 +58,8 @@ _EVENT_FOR_STATUS: dict[OrderStatus, StatusEvent] = {
 # finds it taken), write the order and its order.created event. The key's order_id
 # references the order written after it: the constraint is deferred to the commit. A key
 # that exists and has not expired claims nothing, so nothing is written and the
-# statement returns no row; the caller replays the earlier order.
+# statement returns no row; the caller replays the earlier order. Each placeholder
+# appears once, in order, so the baselines' psycopg spelling is the same statement.
 _CREATE = """
 WITH claimed AS (
     INSERT INTO idempotency_keys
@@ -68,11 +69,12 @@ WITH claimed AS (
         SET request_hash = EXCLUDED.request_hash, order_id = EXCLUDED.order_id,
             created_at = now(), expires_at = EXCLUDED.expires_at
         WHERE idempotency_keys.expires_at <= now()
-    RETURNING order_id
+    RETURNING order_id, customer_id
 ), created AS (
     INSERT INTO orders (id, customer_id, status, currency, total_minor, items,
                         created_at, updated_at)
-    SELECT order_id, $1, $6, $7, $8, $9, $10, $10 FROM claimed
+    SELECT order_id, customer_id, $6, $7, $8, $9, at, at
+    FROM claimed, (SELECT $10::timestamptz AS at) AS clock
     RETURNING id
 )
 INSERT INTO outbox (event_id, event_type, aggregate_id, payload, headers)
