@@ -1,4 +1,5 @@
-"""All SQL of the orders service. Writes run in explicit transactions.
+"""All SQL of the orders service. Each write is one transaction: an explicit one, or one
+statement (a create).
 
 Every state change writes the order row and its outbox event in one transaction, so
 an event exists exactly when the change it reports was committed.
@@ -15,7 +16,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
-from contracts.events import OrderCancelled, OrderConfirmed, OrderCreated, OrderSnapshot
+from contracts.events import (
+    OrderCancelled,
+    OrderConfirmed,
+    OrderCreated,
+    OrderEvent,
+    OrderSnapshot,
+)
 from opentelemetry import propagate, trace
 from servicekit.failpoints import Failpoints
 
@@ -48,6 +55,7 @@ EXPORT_ROW_COLUMNS = (
     f"{_RFC3339.format('created_at')}, {_RFC3339.format('updated_at')}"
 )
 StatusEvent = type[OrderConfirmed] | type[OrderCancelled]
+EventClass = type[OrderCreated] | StatusEvent
 _EVENT_FOR_STATUS: dict[OrderStatus, StatusEvent] = {
     OrderStatus.CONFIRMED: OrderConfirmed,
     OrderStatus.CANCELLED: OrderCancelled,
@@ -285,9 +293,7 @@ async def _replay(conn: Connection, new: NewOrder) -> Order:
     return _to_order(existing)
 
 
-def _event(
-    event_class: type[OrderCreated | OrderConfirmed | OrderCancelled], order: Order
-) -> OrderCreated | OrderConfirmed | OrderCancelled:
+def _event(event_class: EventClass, order: Order) -> OrderEvent:
     return event_class(
         event_id=uuid.uuid4(),
         occurred_at=order.updated_at,
@@ -296,9 +302,7 @@ def _event(
 
 
 @contextlib.contextmanager
-def _outbox_write(
-    event: OrderCreated | OrderConfirmed | OrderCancelled,
-) -> Iterator[dict[str, str]]:
+def _outbox_write(event: OrderEvent) -> Iterator[dict[str, str]]:
     """The span of the statement that writes `event` into the outbox, and the headers
     for its row: this span's trace context, so the relay's publish joins the trace."""
     with tracer.start_as_current_span(
@@ -311,7 +315,7 @@ def _outbox_write(
 
 async def _write_event(
     conn: Connection,
-    event_class: type[OrderCreated | OrderConfirmed | OrderCancelled],
+    event_class: EventClass,
     order: Order,
 ) -> None:
     event = _event(event_class, order)
