@@ -9,6 +9,7 @@ notify's consume, its SQL and its sender.
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
 import uuid
@@ -22,12 +23,13 @@ from servicekit.testing.otlp import OtlpReceiver, ReceivedSpan
 
 from tests.e2e.conftest import LOCAL_LIMITS
 from tests.e2e.support import ORDER
-from tests.e2e.target import Target
+from tests.e2e.target import Target, new_subject
 from tests.local_stack import StackPorts, up_environment
 from tests.stack_process import running_stack
 
 TRACE_SECONDS = 30.0
 CREATE = "/ordermesh.orders.v1.OrdersService/CreateOrder"
+BATCH_GET = "/ordermesh.orders.v1.OrdersService/BatchGetOrders"
 
 
 @pytest.fixture(scope="module")
@@ -45,6 +47,8 @@ def traced_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Tar
             OTEL_TRACES_SAMPLER="parentbased_always_on",
             OTEL_BSP_SCHEDULE_DELAY="100",
             **LOCAL_LIMITS,
+            # One read call out at a time, so concurrent reads batch (the batch test).
+            GATEWAY_READ_CALLS_IN_FLIGHT="1",
         )
         try:
             with running_stack(state_dir, ports, env):
@@ -95,6 +99,56 @@ def test_an_order_creation_is_one_trace_from_the_client_to_the_sender(
     for query in notify_sql:
         tree.assert_descends(query, consume)
     tree.assert_descends(tree.only("notify", "INTERNAL", "notify.send"), consume)
+
+
+def test_reads_sent_as_one_batch_show_the_hop_in_one_trace_linked_from_the_others(
+    traced_stack: tuple[Target, OtlpReceiver],
+) -> None:
+    target, receiver = traced_stack
+    auth = target.auth(new_subject())  # 40 requests: within the local rate limit's burst
+    order_ids = []
+    for _ in range(10):  # distinct orders: identical reads would share one call instead
+        headers = {**auth, "Idempotency-Key": uuid.uuid4().hex}
+        created = httpx.post(f"{target.url}/v1/orders", json=ORDER, headers=headers, timeout=10)
+        assert created.status_code == 201, created.text
+        order_ids.append(created.json()["id"])
+
+    async def read_all(trace_ids: list[str]) -> list[int]:
+        async with httpx.AsyncClient(base_url=target.url, timeout=10) as client:
+            responses = await asyncio.gather(
+                *(
+                    client.get(
+                        f"/v1/orders/{order_id}",
+                        headers={**auth, "traceparent": f"00-{t}-{random.getrandbits(64):016x}-01"},
+                    )
+                    for order_id, t in zip(order_ids, trace_ids, strict=True)
+                )
+            )
+        return [r.status_code for r in responses]
+
+    ours: set[str] = set()
+    batch: ReceivedSpan | None = None
+    for _ in range(3):  # concurrent reads batch unless the first always came back first
+        trace_ids = [f"{random.getrandbits(128):032x}" for _ in order_ids]
+        ours.update(trace_ids)
+        assert asyncio.run(read_all(trace_ids)) == [200] * len(order_ids)
+        time.sleep(0.5)  # the spans' export delay
+        batches = [s for s in receiver.spans() if s.name == BATCH_GET and s.trace_id in ours]
+        if batch := next((s for s in batches if s.kind == "CLIENT"), None):
+            break
+    assert batch is not None, "10 concurrent reads, 3 times, never went as one batch"
+    assert batch.links, "the batch's span links to the other reads it served"
+    for trace_id, _ in batch.links:
+        assert trace_id in ours
+        assert trace_id != batch.trace_id
+
+    tree = _Tree(_wait_for_trace(receiver, batch.trace_id, until=BATCH_GET))
+    tree.assert_descends(batch, tree.only("gateway", "SERVER", "GET /v1/orders/{order_id}"))
+    server = tree.only("orders", "SERVER", BATCH_GET)
+    tree.assert_child(batch, server)
+    queries = [q for q in tree.named("orders", kind="CLIENT") if "db.system" in q.attributes]
+    assert len(queries) == 1, f"one query for the whole batch, got {queries}"
+    tree.assert_descends(queries[0], server)
 
 
 def test_probes_and_housekeeping_make_no_traces(traced_stack: tuple[Target, OtlpReceiver]) -> None:

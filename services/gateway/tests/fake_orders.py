@@ -14,6 +14,7 @@ from contracts.orders.v1 import orders_pb2 as pb
 from contracts.orders.v1 import orders_pb2_grpc
 from gateway.convert import order_json
 from google.protobuf.timestamp_pb2 import Timestamp
+from google.rpc import code_pb2, status_pb2
 
 
 def make_order(customer_id: str, order_id: str | None = None) -> pb.Order:
@@ -44,6 +45,8 @@ class FakeOrders(orders_pb2_grpc.OrdersServiceServicer):
     export_formats: list[int] = field(default_factory=list)
     export_abandoned: asyncio.Event = field(default_factory=asyncio.Event)  # the caller left
     calls: list[str] = field(default_factory=list)
+    batches: list[list[str]] = field(default_factory=list)  # order ids per BatchGetOrders
+    missing: set[str] = field(default_factory=set)  # order ids a batch answers NOT_FOUND
     deadlines: list[float | None] = field(default_factory=list)
 
     async def _script(self, method: str, context: grpc.aio.ServicerContext[Any, Any]) -> None:
@@ -60,6 +63,20 @@ class FakeOrders(orders_pb2_grpc.OrdersServiceServicer):
     ) -> pb.GetOrderResponse:
         await self._script("GetOrder", context)
         return pb.GetOrderResponse(order=make_order(request.customer_id, request.order_id))
+
+    async def BatchGetOrders(
+        self, request: pb.BatchGetOrdersRequest, context: grpc.aio.ServicerContext[Any, Any]
+    ) -> pb.BatchGetOrdersResponse:
+        await self._script("BatchGetOrders", context)
+        self.batches.append([read.order_id for read in request.reads])
+        return pb.BatchGetOrdersResponse(
+            results=[
+                pb.GetOrderResult(error=status_pb2.Status(code=code_pb2.NOT_FOUND, message="no"))
+                if read.order_id in self.missing
+                else pb.GetOrderResult(order=make_order(read.customer_id, read.order_id))
+                for read in request.reads
+            ]
+        )
 
     async def CancelOrder(
         self, request: pb.CancelOrderRequest, context: grpc.aio.ServicerContext[Any, Any]

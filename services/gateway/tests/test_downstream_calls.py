@@ -11,7 +11,7 @@ import asyncio
 import time
 import tracemalloc
 import uuid
-from collections.abc import AsyncGenerator
+from collections.abc import AsyncGenerator, Awaitable, Callable
 
 import grpc
 import orjson
@@ -277,3 +277,32 @@ async def test_the_queued_requests_gauge_counts_the_waiting_ones(start: Start) -
     assert not any(read.done() for read in reads)
     assert {r.status_code for r in await asyncio.gather(*reads)} == {200}
     assert queued() == 0
+
+
+async def test_reads_that_queue_behind_the_calls_in_flight_share_one_batch_call(
+    start: Start,
+) -> None:
+    fake, client, runtime = await start(FakeOrders(delay=0.3), read_calls_in_flight=1)
+    ids = [str(uuid.uuid4()) for _ in range(6)]
+    fake.missing = {ids[3]}
+    first = asyncio.create_task(client.get(f"/v1/orders/{ids[0]}", headers=token()))
+    # The first read is out (its call counted on the fake): the next ones must wait.
+    await poll_until(_calls_are(fake, ["GetOrder"]), seconds=5, what="the first GetOrder")
+    rest = await asyncio.gather(*(client.get(f"/v1/orders/{i}", headers=token()) for i in ids[1:]))
+    responses = [await first, *rest]
+    assert fake.calls == ["GetOrder", "BatchGetOrders"]
+    assert sorted(fake.batches[0]) == sorted(ids[1:])
+    assert [r.status_code for r in responses] == [200, 200, 200, 404, 200, 200]
+    for order_id, response in zip(ids, responses, strict=True):
+        if response.status_code == 200:
+            assert response.json()["id"] == order_id
+    assert responses[3].json()["type"].endswith("/not-found")
+    reads = runtime.registry.get_sample_value("ordermesh_gateway_orders_reads_per_call_sum")
+    assert reads == 6
+
+
+def _calls_are(fake: FakeOrders, calls: list[str]) -> Callable[[], Awaitable[bool]]:
+    async def check() -> bool:
+        return fake.calls == calls
+
+    return check

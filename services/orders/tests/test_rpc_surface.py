@@ -179,3 +179,55 @@ async def test_a_new_order_was_updated_when_it_was_created(
         await stub.CreateOrder(create_request(key=f"same-instant-{n}"))
     differing = await db.fetchval("SELECT count(*) FROM orders WHERE created_at <> updated_at")
     assert differing == 0
+
+
+async def test_batch_get_answers_each_read_in_order_as_get_order_would(
+    stub: OrdersServiceStub,
+) -> None:
+    alices = [(await stub.CreateOrder(create_request())).order for _ in range(2)]
+    bobs = (await stub.CreateOrder(create_request(customer="bob"))).order
+    missing = "00000000-0000-4000-8000-000000000000"
+
+    def read(customer: str, order_id: str) -> pb.GetOrderRequest:
+        return pb.GetOrderRequest(customer_id=customer, order_id=order_id)
+
+    reads = [
+        read("alice", alices[1].id),
+        read("alice", bobs.id),  # another customer's order: not found, as for GetOrder
+        read("alice", missing),
+        read("alice", "not-a-uuid"),
+        read("bob", bobs.id),
+        read("alice", alices[0].id),
+        read("alice", alices[0].id),  # the same read twice: answered twice
+    ]
+    response = await stub.BatchGetOrders(pb.BatchGetOrdersRequest(reads=reads))
+    results = list(response.results)
+    assert len(results) == len(reads)
+    assert [r.WhichOneof("result") for r in results] == [
+        "order",
+        "error",
+        "error",
+        "error",
+        "order",
+        "order",
+        "order",
+    ]
+    assert results[0].order == alices[1]
+    assert results[4].order == bobs
+    assert results[5].order == results[6].order == alices[0]
+    codes = [r.error.code for r in results[1:4]]
+    assert codes == [grpc.StatusCode.NOT_FOUND.value[0]] * 2 + [
+        grpc.StatusCode.INVALID_ARGUMENT.value[0]
+    ]
+    assert "not-a-uuid" in results[3].error.message
+
+
+@pytest.mark.parametrize("count", [0, 101])
+async def test_batch_get_refuses_an_empty_or_oversized_batch(
+    stub: OrdersServiceStub, count: int
+) -> None:
+    reads = [pb.GetOrderRequest(customer_id="alice", order_id="x")] * count
+    with pytest.raises(grpc.aio.AioRpcError) as caught:
+        await stub.BatchGetOrders(pb.BatchGetOrdersRequest(reads=reads))
+    assert caught.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert "reads" in field_violations(caught.value)

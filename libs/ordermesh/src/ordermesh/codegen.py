@@ -26,11 +26,15 @@ def proto_files() -> list[Path]:
 
 def generate(out_root: Path) -> list[Path]:
     """Run protoc (with mypy stubs) for every proto file; return the files written."""
+    from google.rpc import status_pb2
     from grpc_tools import protoc  # dev-only dependency: import on use
 
     with tempfile.TemporaryDirectory() as raw:
         raw_root = Path(raw)
         include = Path(protoc.__file__).parent / "_proto"
+        # google/rpc/status.proto ships with googleapis-common-protos (whose
+        # google.rpc.status_pb2 the generated code imports).
+        googleapis = Path(status_pb2.__file__).parents[2]
         scripts = Path(sys.executable).parent  # mypy-protobuf's plugins sit beside python
         args = [
             "protoc",
@@ -38,6 +42,7 @@ def generate(out_root: Path) -> list[Path]:
             f"--plugin=protoc-gen-mypy_grpc={scripts / 'protoc-gen-mypy_grpc'}",
             f"-I{PROTO_ROOT}",
             f"-I{include}",
+            f"-I{googleapis}",
             f"--python_out={raw_root}",
             f"--grpc_python_out={raw_root}",
             f"--mypy_out={raw_root}",

@@ -13,7 +13,7 @@ not traced: probes would bury real traffic.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from typing import Any, Final
 
 import grpc
@@ -44,17 +44,22 @@ Metadata = tuple[tuple[str, str], ...]
 
 
 @contextlib.contextmanager
-def client_span(full_method: str) -> Iterator[Metadata]:
+def client_span(full_method: str, links: Sequence[trace.SpanContext] = ()) -> Iterator[Metadata]:
     """A CLIENT span around one call to `full_method`; yields the metadata to send with it.
 
     The context is injected even for an unsampled span, so the server follows the
-    caller's decision instead of making one of its own. Without the SDK: nothing.
+    caller's decision instead of making one of its own. `links`: the spans of other
+    requests the call also serves (a batch). Without the SDK: nothing.
     """
     if not tracing_enabled():
         yield ()
         return
     with tracer.start_as_current_span(
-        full_method, kind=SpanKind.CLIENT, record_exception=False, set_status_on_exception=False
+        full_method,
+        kind=SpanKind.CLIENT,
+        links=[trace.Link(c) for c in links] or None,
+        record_exception=False,
+        set_status_on_exception=False,
     ) as span:
         carrier: dict[str, str] = {}
         propagate.inject(carrier)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 import grpc
-from google.rpc import error_details_pb2
+from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
 from gateway.problems import ApiError
@@ -29,11 +29,31 @@ DOWNSTREAM_FAILURES: Final = frozenset(
 _RETRY_AFTER: Final = {"Retry-After": "1"}
 
 
+_CODES: Final = {code.value[0]: code for code in grpc.StatusCode}
+
+
 def to_api_error(error: grpc.aio.AioRpcError, *, what: str = "order") -> ApiError:
     code = error.code()
-    message = error.details() or code.name
+    # Only INVALID_ARGUMENT carries details the problem shows.
+    status = (
+        rpc_status.from_call(error)  # type: ignore[arg-type]
+        if code is grpc.StatusCode.INVALID_ARGUMENT
+        else None
+    )
+    return _api_error(code, error.details() or code.name, status, what)
+
+
+def status_to_api_error(status: status_pb2.Status, *, what: str = "order") -> ApiError:
+    """The problem for one read's status inside a BatchGetOrders answer."""
+    code = _CODES.get(status.code, grpc.StatusCode.UNKNOWN)
+    return _api_error(code, status.message or code.name, status, what)
+
+
+def _api_error(
+    code: grpc.StatusCode, message: str, status: status_pb2.Status | None, what: str
+) -> ApiError:
     if code is grpc.StatusCode.INVALID_ARGUMENT:
-        violations, reason = _details(error)
+        violations, reason = _details(status)
         if reason == "IDEMPOTENCY_KEY_REUSED":
             return ApiError(
                 422,
@@ -61,20 +81,17 @@ def to_api_error(error: grpc.aio.AioRpcError, *, what: str = "order") -> ApiErro
     return ApiError(502, "bad-gateway", "Bad gateway", f"orders failed ({code.name})")
 
 
-def _details(error: grpc.aio.AioRpcError) -> tuple[list[dict[str, Any]], str | None]:
+def _details(status: status_pb2.Status | None) -> tuple[list[dict[str, Any]], str | None]:
     """Field violations and the ErrorInfo reason carried in the google.rpc.Status."""
-    status = rpc_status.from_call(error)  # type: ignore[arg-type]
     violations: list[dict[str, Any]] = []
     reason = None
     for detail in status.details if status is not None else ():
-        if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
-            request = error_details_pb2.BadRequest()
-            detail.Unpack(request)
+        request = error_details_pb2.BadRequest()
+        info = error_details_pb2.ErrorInfo()
+        if detail.Unpack(request):  # False when the detail is of another type
             violations.extend(
                 {"field": v.field, "message": v.description} for v in request.field_violations
             )
-        elif detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-            info = error_details_pb2.ErrorInfo()
-            detail.Unpack(info)
+        elif detail.Unpack(info):
             reason = info.reason
     return violations, reason

@@ -45,6 +45,13 @@ class GatewayMetrics:
             ["route"],
             registry=registry,
         )
+        self.reads_per_call = Histogram(
+            "ordermesh_gateway_orders_reads_per_call",
+            "Reads by id per call to orders: 1 is a GetOrder, more a BatchGetOrders of reads "
+            "that queued behind GATEWAY_READ_CALLS_IN_FLIGHT calls",
+            buckets=(1, 2, 4, 8, 16, 32, 64, 100),
+            registry=registry,
+        )
         self.notify_calls = Histogram(
             "ordermesh_http_client_duration_seconds",
             "Outbound HTTP calls, by target and outcome (2xx, 4xx, 5xx, error)",

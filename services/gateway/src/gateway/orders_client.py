@@ -10,22 +10,27 @@
 * Keepalive pings find a dead connection before a request does; orders accepts them
   every 10 s (see its server options).
 * A circuit breaker: after repeated failures calls fail fast for a while.
+* Reads by id that queue up behind the calls in flight go as one BatchGetOrders
+  (gateway.read_batcher).
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncGenerator, Awaitable, Callable
+from collections.abc import AsyncGenerator, Awaitable, Callable, Sequence
 from typing import Final, TypeVar
 
 import grpc
 from contracts.orders.v1 import orders_pb2 as pb
 from contracts.orders.v1 import orders_pb2_grpc
+from opentelemetry import trace
 from servicekit.grpc_metrics import GrpcClientMetrics
 from servicekit.grpc_tracing import client_span
 
 from gateway.convert import ndjson_lines
-from gateway.grpc_errors import DOWNSTREAM_FAILURES, to_api_error
+from gateway.grpc_errors import DOWNSTREAM_FAILURES, status_to_api_error, to_api_error
+from gateway.problems import ApiError
+from gateway.read_batcher import Read, ReadBatcher
 from gateway.resilience import Budget, CircuitBreaker
 
 T = TypeVar("T")
@@ -43,7 +48,13 @@ SERVICE_CONFIG: Final = {
         {
             "name": [
                 {"service": SERVICE, "method": method}
-                for method in ("GetOrder", "ListOrders", "CreateOrder", "CancelOrder")
+                for method in (
+                    "GetOrder",
+                    "BatchGetOrders",
+                    "ListOrders",
+                    "CreateOrder",
+                    "CancelOrder",
+                )
             ],
             "retryPolicy": _RETRY_POLICY,
             "waitForReady": False,
@@ -76,11 +87,21 @@ class OrdersClient:
         *,
         breaker: CircuitBreaker,
         metrics: GrpcClientMetrics | None = None,
+        read_calls_in_flight: int = 2,
+        read_batch_max: int = 64,
+        observe_reads_per_call: Callable[[int], None] = lambda reads: None,
     ) -> None:
         self._channel = grpc.aio.insecure_channel(target, options=CHANNEL_OPTIONS)
         self._stub = orders_pb2_grpc.OrdersServiceStub(self._channel)
         self.breaker = breaker
         self._metrics = metrics
+        self.reads = ReadBatcher(
+            self._get_one,
+            self._get_many,
+            max_in_flight=read_calls_in_flight,
+            max_batch=read_batch_max,
+            observe=observe_reads_per_call,
+        )
 
     async def close(self, *, grace: float | None = None) -> None:
         await self._channel.close(grace)
@@ -91,8 +112,31 @@ class OrdersClient:
         return await self._unary(self._stub.CreateOrder, request, budget, rpc="CreateOrder")
 
     async def get(self, customer_id: str, order_id: str, budget: Budget) -> pb.Order:
+        return await self.reads.get(customer_id, order_id, budget)
+
+    async def _get_one(self, customer_id: str, order_id: str, budget: Budget) -> pb.Order:
         request = pb.GetOrderRequest(customer_id=customer_id, order_id=order_id)
         return (await self._unary(self._stub.GetOrder, request, budget, rpc="GetOrder")).order
+
+    async def _get_many(self, reads: Sequence[Read], budget: Budget) -> list[pb.Order | Exception]:
+        request = pb.BatchGetOrdersRequest(
+            reads=[
+                pb.GetOrderRequest(customer_id=r.customer_id, order_id=r.order_id) for r in reads
+            ]
+        )
+        current = trace.get_current_span().get_span_context()
+        links = [r.span for r in reads if r.span.trace_flags.sampled and r.span != current]
+        response = await self._unary(
+            self._stub.BatchGetOrders, request, budget, rpc="BatchGetOrders", links=links
+        )
+        if len(response.results) != len(reads):
+            raise ApiError(
+                502, "bad-gateway", "Bad gateway", "orders answered a batch of reads wrongly"
+            )
+        return [
+            r.order if r.HasField("order") else status_to_api_error(r.error)
+            for r in response.results
+        ]
 
     async def list(
         self, customer_id: str, *, page_size: int, page_token: str, budget: Budget
@@ -142,10 +186,11 @@ class OrdersClient:
         *,
         rpc: str,
         what: str = "order",
+        links: Sequence[trace.SpanContext] = (),
     ) -> T:
         self.breaker.before_call()
         try:
-            with client_span(f"/{SERVICE}/{rpc}") as metadata:
+            with client_span(f"/{SERVICE}/{rpc}", links) as metadata:
                 call = method(request, timeout=budget.remaining(), metadata=metadata)
                 response = await (call if self._metrics is None else self._metrics.call(rpc, call))
         except grpc.aio.AioRpcError as error:

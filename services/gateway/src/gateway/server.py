@@ -65,6 +65,11 @@ class GatewayRuntime:
             settings.orders_target,
             breaker=self._breaker("orders"),
             metrics=GrpcClientMetrics(self.registry) if settings.request_metrics else None,
+            read_calls_in_flight=settings.read_calls_in_flight,
+            read_batch_max=settings.read_batch_max,
+            observe_reads_per_call=self.metrics.reads_per_call.observe
+            if settings.request_metrics
+            else lambda reads: None,
         )
         self.notify = NotifyClient(
             settings.notify_url,

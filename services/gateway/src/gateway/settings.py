@@ -66,6 +66,15 @@ class GatewaySettings(ServiceSettings):
     max_in_flight: int = Field(
         default=64, ge=1, description="requests handled at once; beyond it they queue"
     )
+    read_calls_in_flight: int = Field(
+        default=2,
+        ge=1,
+        le=1024,
+        description="reads by id out to orders at once; later ones wait and go as one batch",
+    )
+    read_batch_max: int = Field(
+        default=64, ge=1, le=100, description="reads by id in one BatchGetOrders call"
+    )
     max_queued: int = Field(
         default=1024, ge=0, description="requests waiting for a slot; beyond it a fast 503"
     )

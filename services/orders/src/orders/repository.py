@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncGenerator, AsyncIterator, Iterator
+from collections.abc import AsyncGenerator, AsyncIterator, Iterator, Sequence
 from dataclasses import asdict
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -169,6 +169,15 @@ class OrdersRepository:
         if row is None:
             raise OrderNotFound(str(order_id))
         return _to_order(row)
+
+    async def get_many(self, order_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, Order]:
+        """The orders among `order_ids` that exist, by id: one query for a batch of reads
+        (the caller checks whose each is, as `get` does in its WHERE)."""
+        async with self._connection() as conn:
+            rows = await conn.fetch(
+                f"SELECT {_ORDER_COLUMNS} FROM orders WHERE id = ANY($1::uuid[])", order_ids
+            )
+        return {row["id"]: _to_order(row) for row in rows}
 
     async def list_page(
         self, *, customer_id: str, after: Position | None, limit: int

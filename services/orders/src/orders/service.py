@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncGenerator
+import uuid
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -18,8 +19,12 @@ from orders.domain import (
     validate_customer_id,
     validate_new_order,
 )
+from orders.errors import FieldViolation, OrderNotFound, OrdersError, ValidationFailed
 from orders.metrics import OrdersMetrics
 from orders.repository import OrdersRepository
+
+# Reads per BatchGetOrders call: the gateway sends at most its GATEWAY_READ_BATCH_MAX.
+MAX_BATCH_READS = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +61,31 @@ class OrdersService:
         return await self._repository.get(
             customer_id=customer_id, order_id=parse_order_id(order_id)
         )
+
+    async def get_orders(self, reads: Sequence[tuple[str, str]]) -> list[Order | OrdersError]:
+        """Many (customer id, order id) reads in one query: for each, in order, the order
+        or the error `get_order` would have raised for it alone."""
+        if not 1 <= len(reads) <= MAX_BATCH_READS:
+            raise ValidationFailed(
+                [FieldViolation("reads", f"holds {len(reads)}; send 1 to {MAX_BATCH_READS}")]
+            )
+        parsed: list[uuid.UUID | OrdersError] = []
+        for customer_id, order_id in reads:
+            try:
+                validate_customer_id(customer_id)
+                parsed.append(parse_order_id(order_id))
+            except OrdersError as exc:
+                parsed.append(exc)
+        found = await self._repository.get_many([p for p in parsed if isinstance(p, uuid.UUID)])
+        results: list[Order | OrdersError] = []
+        for (customer_id, _), wanted in zip(reads, parsed, strict=True):
+            if isinstance(wanted, OrdersError):
+                results.append(wanted)
+            elif (order := found.get(wanted)) is not None and order.customer_id == customer_id:
+                results.append(order)
+            else:  # another customer's order is not found, as for get_order
+                results.append(OrderNotFound(str(wanted)))
+        return results
 
     async def list_orders(self, *, customer_id: str, page_size: int, page_token: str) -> Page:
         """A page of the customer's orders, newest first."""

@@ -12,8 +12,8 @@ from contracts.orders.v1 import orders_pb2_grpc
 
 from orders.convert import items_from_proto, order_to_proto
 from orders.domain import OrderStatus
-from orders.errors import FieldViolation, ValidationFailed
-from orders.grpc_errors import rpc_scope
+from orders.errors import FieldViolation, OrdersError, ValidationFailed
+from orders.grpc_errors import rpc_scope, to_status_proto
 from orders.service import OrdersService
 
 Context = grpc.aio.ServicerContext[Any, Any]
@@ -57,6 +57,22 @@ class OrdersServicer(orders_pb2_grpc.OrdersServiceServicer):
                 customer_id=request.customer_id, order_id=request.order_id
             )
         return pb.GetOrderResponse(order=order_to_proto(order))
+
+    async def BatchGetOrders(
+        self, request: pb.BatchGetOrdersRequest, context: Context
+    ) -> pb.BatchGetOrdersResponse:
+        async with rpc_scope(context, max_seconds=self._max_rpc_seconds):
+            results = await self._service.get_orders(
+                [(read.customer_id, read.order_id) for read in request.reads]
+            )
+        return pb.BatchGetOrdersResponse(
+            results=[
+                pb.GetOrderResult(error=to_status_proto(r))
+                if isinstance(r, OrdersError)
+                else pb.GetOrderResult(order=order_to_proto(r))
+                for r in results
+            ]
+        )
 
     async def ListOrders(
         self, request: pb.ListOrdersRequest, context: Context

@@ -39,6 +39,7 @@ class ReceivedSpan:
     span_id: str
     parent_id: str | None
     attributes: dict[str, Any]
+    links: tuple[tuple[str, str], ...] = ()  # (trace id, span id) of each linked span
 
     def __str__(self) -> str:
         return f"{self.service}: {self.kind} {self.name!r}"
@@ -130,6 +131,7 @@ def _decode(span: ProtoSpan, *, service: str) -> ReceivedSpan:
         span_id=span.span_id.hex(),
         parent_id=span.parent_span_id.hex() or None,
         attributes={a.key: _value(a.value) for a in span.attributes},
+        links=tuple((link.trace_id.hex(), link.span_id.hex()) for link in span.links),
     )
 
 

@@ -23,47 +23,54 @@ _sym_db = _symbol_database.Default()
 
 
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from google.rpc import status_pb2 as google_dot_rpc_dot_status__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16orders/v1/orders.proto\x12\x13ordermesh.orders.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"C\n\x08LineItem\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x10\n\x08quantity\x18\x02 \x01(\x05\x12\x18\n\x10unit_price_minor\x18\x03 \x01(\x03\"\x8f\x02\n\x05Order\x12\n\n\x02id\x18\x01 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x02 \x01(\t\x12,\n\x05items\x18\x03 \x03(\x0b\x32\x1d.ordermesh.orders.v1.LineItem\x12\x10\n\x08\x63urrency\x18\x04 \x01(\t\x12\x13\n\x0btotal_minor\x18\x05 \x01(\x03\x12\x30\n\x06status\x18\x06 \x01(\x0e\x32 .ordermesh.orders.v1.OrderStatus\x12.\n\ncreated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x82\x01\n\x12\x43reateOrderRequest\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x02 \x01(\t\x12,\n\x05items\x18\x03 \x03(\x0b\x32\x1d.ordermesh.orders.v1.LineItem\x12\x10\n\x08\x63urrency\x18\x04 \x01(\t\"Q\n\x13\x43reateOrderResponse\x12)\n\x05order\x18\x01 \x01(\x0b\x32\x1a.ordermesh.orders.v1.Order\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\"8\n\x0fGetOrderRequest\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\x12\x10\n\x08order_id\x18\x02 \x01(\t\"=\n\x10GetOrderResponse\x12)\n\x05order\x18\x01 \x01(\x0b\x32\x1a.ordermesh.orders.v1.Order\"O\n\x11ListOrdersRequest\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"Y\n\x12ListOrdersResponse\x12*\n\x06orders\x18\x01 \x03(\x0b\x32\x1a.ordermesh.orders.v1.Order\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"<\n\x13\x43onfirmOrderRequest\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\x12\x10\n\x08order_id\x18\x02 \x01(\t\"A\n\x14\x43onfirmOrderResponse\x12)\n\x05order\x18\x01 \x01(\x0b\x32\x1a.ordermesh.orders.v1.Order\";\n\x12\x43\x61ncelOrderRequest\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\x12\x10\n\x08order_id\x18\x02 \x01(\t\"@\n\x13\x43\x61ncelOrderResponse\x12)\n\x05order\x18\x01 \x01(\x0b\x32\x1a.ordermesh.orders.v1.Order\"]\n\x13\x45xportOrdersRequest\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\x12\x31\n\x06\x66ormat\x18\x02 \x01(\x0e\x32!.ordermesh.orders.v1.ExportFormat\"R\n\x14\x45xportOrdersResponse\x12*\n\x06orders\x18\x01 \x03(\x0b\x32\x1a.ordermesh.orders.v1.Order\x12\x0e\n\x06ndjson\x18\x02 \x01(\x0c*}\n\x0bOrderStatus\x12\x1c\n\x18ORDER_STATUS_UNSPECIFIED\x10\x00\x12\x18\n\x14ORDER_STATUS_PENDING\x10\x01\x12\x1a\n\x16ORDER_STATUS_CONFIRMED\x10\x02\x12\x1a\n\x16ORDER_STATUS_CANCELLED\x10\x03*a\n\x0c\x45xportFormat\x12\x1d\n\x19\x45XPORT_FORMAT_UNSPECIFIED\x10\x00\x12\x18\n\x14\x45XPORT_FORMAT_ORDERS\x10\x01\x12\x18\n\x14\x45XPORT_FORMAT_NDJSON\x10\x02\x32\xd7\x04\n\rOrdersService\x12`\n\x0b\x43reateOrder\x12\'.ordermesh.orders.v1.CreateOrderRequest\x1a(.ordermesh.orders.v1.CreateOrderResponse\x12W\n\x08GetOrder\x12$.ordermesh.orders.v1.GetOrderRequest\x1a%.ordermesh.orders.v1.GetOrderResponse\x12]\n\nListOrders\x12&.ordermesh.orders.v1.ListOrdersRequest\x1a\'.ordermesh.orders.v1.ListOrdersResponse\x12\x63\n\x0c\x43onfirmOrder\x12(.ordermesh.orders.v1.ConfirmOrderRequest\x1a).ordermesh.orders.v1.ConfirmOrderResponse\x12`\n\x0b\x43\x61ncelOrder\x12\'.ordermesh.orders.v1.CancelOrderRequest\x1a(.ordermesh.orders.v1.CancelOrderResponse\x12\x65\n\x0c\x45xportOrders\x12(.ordermesh.orders.v1.ExportOrdersRequest\x1a).ordermesh.orders.v1.ExportOrdersResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16orders/v1/orders.proto\x12\x13ordermesh.orders.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x17google/rpc/status.proto\"C\n\x08LineItem\x12\x0b\n\x03sku\x18\x01 \x01(\t\x12\x10\n\x08quantity\x18\x02 \x01(\x05\x12\x18\n\x10unit_price_minor\x18\x03 \x01(\x03\"\x8f\x02\n\x05Order\x12\n\n\x02id\x18\x01 \x01(\t\x12\x13\n\x0b\x63ustomer_id\x18\x02 \x01(\t\x12,\n\x05items\x18\x03 \x03(\x0b\x32\x1d.ordermesh.orders.v1.LineItem\x12\x10\n\x08\x63urrency\x18\x04 \x01(\t\x12\x13\n\x0btotal_minor\x18\x05 \x01(\x03\x12\x30\n\x06status\x18\x06 \x01(\x0e\x32 .ordermesh.orders.v1.OrderStatus\x12.\n\ncreated_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nupdated_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\x82\x01\n\x12\x43reateOrderRequest\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\x12\x17\n\x0fidempotency_key\x18\x02 \x01(\t\x12,\n\x05items\x18\x03 \x03(\x0b\x32\x1d.ordermesh.orders.v1.LineItem\x12\x10\n\x08\x63urrency\x18\x04 \x01(\t\"Q\n\x13\x43reateOrderResponse\x12)\n\x05order\x18\x01 \x01(\x0b\x32\x1a.ordermesh.orders.v1.Order\x12\x0f\n\x07\x63reated\x18\x02 \x01(\x08\"8\n\x0fGetOrderRequest\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\x12\x10\n\x08order_id\x18\x02 \x01(\t\"=\n\x10GetOrderResponse\x12)\n\x05order\x18\x01 \x01(\x0b\x32\x1a.ordermesh.orders.v1.Order\"L\n\x15\x42\x61tchGetOrdersRequest\x12\x33\n\x05reads\x18\x01 \x03(\x0b\x32$.ordermesh.orders.v1.GetOrderRequest\"l\n\x0eGetOrderResult\x12+\n\x05order\x18\x01 \x01(\x0b\x32\x1a.ordermesh.orders.v1.OrderH\x00\x12#\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x12.google.rpc.StatusH\x00\x42\x08\n\x06result\"N\n\x16\x42\x61tchGetOrdersResponse\x12\x34\n\x07results\x18\x01 \x03(\x0b\x32#.ordermesh.orders.v1.GetOrderResult\"O\n\x11ListOrdersRequest\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"Y\n\x12ListOrdersResponse\x12*\n\x06orders\x18\x01 \x03(\x0b\x32\x1a.ordermesh.orders.v1.Order\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\"<\n\x13\x43onfirmOrderRequest\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\x12\x10\n\x08order_id\x18\x02 \x01(\t\"A\n\x14\x43onfirmOrderResponse\x12)\n\x05order\x18\x01 \x01(\x0b\x32\x1a.ordermesh.orders.v1.Order\";\n\x12\x43\x61ncelOrderRequest\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\x12\x10\n\x08order_id\x18\x02 \x01(\t\"@\n\x13\x43\x61ncelOrderResponse\x12)\n\x05order\x18\x01 \x01(\x0b\x32\x1a.ordermesh.orders.v1.Order\"]\n\x13\x45xportOrdersRequest\x12\x13\n\x0b\x63ustomer_id\x18\x01 \x01(\t\x12\x31\n\x06\x66ormat\x18\x02 \x01(\x0e\x32!.ordermesh.orders.v1.ExportFormat\"R\n\x14\x45xportOrdersResponse\x12*\n\x06orders\x18\x01 \x03(\x0b\x32\x1a.ordermesh.orders.v1.Order\x12\x0e\n\x06ndjson\x18\x02 \x01(\x0c*}\n\x0bOrderStatus\x12\x1c\n\x18ORDER_STATUS_UNSPECIFIED\x10\x00\x12\x18\n\x14ORDER_STATUS_PENDING\x10\x01\x12\x1a\n\x16ORDER_STATUS_CONFIRMED\x10\x02\x12\x1a\n\x16ORDER_STATUS_CANCELLED\x10\x03*a\n\x0c\x45xportFormat\x12\x1d\n\x19\x45XPORT_FORMAT_UNSPECIFIED\x10\x00\x12\x18\n\x14\x45XPORT_FORMAT_ORDERS\x10\x01\x12\x18\n\x14\x45XPORT_FORMAT_NDJSON\x10\x02\x32\xc2\x05\n\rOrdersService\x12`\n\x0b\x43reateOrder\x12\'.ordermesh.orders.v1.CreateOrderRequest\x1a(.ordermesh.orders.v1.CreateOrderResponse\x12W\n\x08GetOrder\x12$.ordermesh.orders.v1.GetOrderRequest\x1a%.ordermesh.orders.v1.GetOrderResponse\x12i\n\x0e\x42\x61tchGetOrders\x12*.ordermesh.orders.v1.BatchGetOrdersRequest\x1a+.ordermesh.orders.v1.BatchGetOrdersResponse\x12]\n\nListOrders\x12&.ordermesh.orders.v1.ListOrdersRequest\x1a\'.ordermesh.orders.v1.ListOrdersResponse\x12\x63\n\x0c\x43onfirmOrder\x12(.ordermesh.orders.v1.ConfirmOrderRequest\x1a).ordermesh.orders.v1.ConfirmOrderResponse\x12`\n\x0b\x43\x61ncelOrder\x12\'.ordermesh.orders.v1.CancelOrderRequest\x1a(.ordermesh.orders.v1.CancelOrderResponse\x12\x65\n\x0c\x45xportOrders\x12(.ordermesh.orders.v1.ExportOrdersRequest\x1a).ordermesh.orders.v1.ExportOrdersResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'orders.v1.orders_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ORDERSTATUS']._serialized_start=1367
-  _globals['_ORDERSTATUS']._serialized_end=1492
-  _globals['_EXPORTFORMAT']._serialized_start=1494
-  _globals['_EXPORTFORMAT']._serialized_end=1591
-  _globals['_LINEITEM']._serialized_start=80
-  _globals['_LINEITEM']._serialized_end=147
-  _globals['_ORDER']._serialized_start=150
-  _globals['_ORDER']._serialized_end=421
-  _globals['_CREATEORDERREQUEST']._serialized_start=424
-  _globals['_CREATEORDERREQUEST']._serialized_end=554
-  _globals['_CREATEORDERRESPONSE']._serialized_start=556
-  _globals['_CREATEORDERRESPONSE']._serialized_end=637
-  _globals['_GETORDERREQUEST']._serialized_start=639
-  _globals['_GETORDERREQUEST']._serialized_end=695
-  _globals['_GETORDERRESPONSE']._serialized_start=697
-  _globals['_GETORDERRESPONSE']._serialized_end=758
-  _globals['_LISTORDERSREQUEST']._serialized_start=760
-  _globals['_LISTORDERSREQUEST']._serialized_end=839
-  _globals['_LISTORDERSRESPONSE']._serialized_start=841
-  _globals['_LISTORDERSRESPONSE']._serialized_end=930
-  _globals['_CONFIRMORDERREQUEST']._serialized_start=932
-  _globals['_CONFIRMORDERREQUEST']._serialized_end=992
-  _globals['_CONFIRMORDERRESPONSE']._serialized_start=994
-  _globals['_CONFIRMORDERRESPONSE']._serialized_end=1059
-  _globals['_CANCELORDERREQUEST']._serialized_start=1061
-  _globals['_CANCELORDERREQUEST']._serialized_end=1120
-  _globals['_CANCELORDERRESPONSE']._serialized_start=1122
-  _globals['_CANCELORDERRESPONSE']._serialized_end=1186
-  _globals['_EXPORTORDERSREQUEST']._serialized_start=1188
-  _globals['_EXPORTORDERSREQUEST']._serialized_end=1281
-  _globals['_EXPORTORDERSRESPONSE']._serialized_start=1283
-  _globals['_EXPORTORDERSRESPONSE']._serialized_end=1365
-  _globals['_ORDERSSERVICE']._serialized_start=1594
-  _globals['_ORDERSSERVICE']._serialized_end=2193
+  _globals['_ORDERSTATUS']._serialized_start=1660
+  _globals['_ORDERSTATUS']._serialized_end=1785
+  _globals['_EXPORTFORMAT']._serialized_start=1787
+  _globals['_EXPORTFORMAT']._serialized_end=1884
+  _globals['_LINEITEM']._serialized_start=105
+  _globals['_LINEITEM']._serialized_end=172
+  _globals['_ORDER']._serialized_start=175
+  _globals['_ORDER']._serialized_end=446
+  _globals['_CREATEORDERREQUEST']._serialized_start=449
+  _globals['_CREATEORDERREQUEST']._serialized_end=579
+  _globals['_CREATEORDERRESPONSE']._serialized_start=581
+  _globals['_CREATEORDERRESPONSE']._serialized_end=662
+  _globals['_GETORDERREQUEST']._serialized_start=664
+  _globals['_GETORDERREQUEST']._serialized_end=720
+  _globals['_GETORDERRESPONSE']._serialized_start=722
+  _globals['_GETORDERRESPONSE']._serialized_end=783
+  _globals['_BATCHGETORDERSREQUEST']._serialized_start=785
+  _globals['_BATCHGETORDERSREQUEST']._serialized_end=861
+  _globals['_GETORDERRESULT']._serialized_start=863
+  _globals['_GETORDERRESULT']._serialized_end=971
+  _globals['_BATCHGETORDERSRESPONSE']._serialized_start=973
+  _globals['_BATCHGETORDERSRESPONSE']._serialized_end=1051
+  _globals['_LISTORDERSREQUEST']._serialized_start=1053
+  _globals['_LISTORDERSREQUEST']._serialized_end=1132
+  _globals['_LISTORDERSRESPONSE']._serialized_start=1134
+  _globals['_LISTORDERSRESPONSE']._serialized_end=1223
+  _globals['_CONFIRMORDERREQUEST']._serialized_start=1225
+  _globals['_CONFIRMORDERREQUEST']._serialized_end=1285
+  _globals['_CONFIRMORDERRESPONSE']._serialized_start=1287
+  _globals['_CONFIRMORDERRESPONSE']._serialized_end=1352
+  _globals['_CANCELORDERREQUEST']._serialized_start=1354
+  _globals['_CANCELORDERREQUEST']._serialized_end=1413
+  _globals['_CANCELORDERRESPONSE']._serialized_start=1415
+  _globals['_CANCELORDERRESPONSE']._serialized_end=1479
+  _globals['_EXPORTORDERSREQUEST']._serialized_start=1481
+  _globals['_EXPORTORDERSREQUEST']._serialized_end=1574
+  _globals['_EXPORTORDERSRESPONSE']._serialized_start=1576
+  _globals['_EXPORTORDERSRESPONSE']._serialized_end=1658
+  _globals['_ORDERSSERVICE']._serialized_start=1887
+  _globals['_ORDERSSERVICE']._serialized_end=2593
 # @@protoc_insertion_point(module_scope)

@@ -44,6 +44,11 @@ class OrdersServiceStub:
                 request_serializer=orders_dot_v1_dot_orders__pb2.GetOrderRequest.SerializeToString,
                 response_deserializer=orders_dot_v1_dot_orders__pb2.GetOrderResponse.FromString,
                 _registered_method=True)
+        self.BatchGetOrders = channel.unary_unary(
+                '/ordermesh.orders.v1.OrdersService/BatchGetOrders',
+                request_serializer=orders_dot_v1_dot_orders__pb2.BatchGetOrdersRequest.SerializeToString,
+                response_deserializer=orders_dot_v1_dot_orders__pb2.BatchGetOrdersResponse.FromString,
+                _registered_method=True)
         self.ListOrders = channel.unary_unary(
                 '/ordermesh.orders.v1.OrdersService/ListOrders',
                 request_serializer=orders_dot_v1_dot_orders__pb2.ListOrdersRequest.SerializeToString,
@@ -79,6 +84,15 @@ class OrdersServiceServicer:
 
     def GetOrder(self, request, context):
         """Missing associated documentation comment in .proto file."""
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BatchGetOrders(self, request, context):
+        """Many GetOrder reads in one call: one result per read, in the reads' order, each
+        the order or the status GetOrder would have answered. The gateway sends these
+        when reads queue up behind its calls in flight (one hop and one query for many).
+        """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
@@ -124,6 +138,11 @@ def add_OrdersServiceServicer_to_server(servicer, server):
                     servicer.GetOrder,
                     request_deserializer=orders_dot_v1_dot_orders__pb2.GetOrderRequest.FromString,
                     response_serializer=orders_dot_v1_dot_orders__pb2.GetOrderResponse.SerializeToString,
+            ),
+            'BatchGetOrders': grpc.unary_unary_rpc_method_handler(
+                    servicer.BatchGetOrders,
+                    request_deserializer=orders_dot_v1_dot_orders__pb2.BatchGetOrdersRequest.FromString,
+                    response_serializer=orders_dot_v1_dot_orders__pb2.BatchGetOrdersResponse.SerializeToString,
             ),
             'ListOrders': grpc.unary_unary_rpc_method_handler(
                     servicer.ListOrders,
@@ -200,6 +219,33 @@ class OrdersService:
             '/ordermesh.orders.v1.OrdersService/GetOrder',
             orders_dot_v1_dot_orders__pb2.GetOrderRequest.SerializeToString,
             orders_dot_v1_dot_orders__pb2.GetOrderResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BatchGetOrders(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ordermesh.orders.v1.OrdersService/BatchGetOrders',
+            orders_dot_v1_dot_orders__pb2.BatchGetOrdersRequest.SerializeToString,
+            orders_dot_v1_dot_orders__pb2.BatchGetOrdersResponse.FromString,
             options,
             channel_credentials,
             insecure,

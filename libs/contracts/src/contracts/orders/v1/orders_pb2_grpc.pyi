@@ -33,6 +33,11 @@ class OrdersServiceStub:
     same request returns the order created the first time.
     """
     GetOrder: _aio.UnaryUnaryMultiCallable[_orders_pb2.GetOrderRequest, _orders_pb2.GetOrderResponse]
+    BatchGetOrders: _aio.UnaryUnaryMultiCallable[_orders_pb2.BatchGetOrdersRequest, _orders_pb2.BatchGetOrdersResponse]
+    """Many GetOrder reads in one call: one result per read, in the reads' order, each
+    the order or the status GetOrder would have answered. The gateway sends these
+    when reads queue up behind its calls in flight (one hop and one query for many).
+    """
     ListOrders: _aio.UnaryUnaryMultiCallable[_orders_pb2.ListOrdersRequest, _orders_pb2.ListOrdersResponse]
     """Newest first, keyset-paginated on (created_at, id)."""
     ConfirmOrder: _aio.UnaryUnaryMultiCallable[_orders_pb2.ConfirmOrderRequest, _orders_pb2.ConfirmOrderResponse]
@@ -61,6 +66,17 @@ class OrdersServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _orders_pb2.GetOrderRequest,
         context: _aio.ServicerContext[_orders_pb2.GetOrderRequest, _abc.Awaitable[_orders_pb2.GetOrderResponse]],
     ) -> _abc.Awaitable[_orders_pb2.GetOrderResponse]: ...
+
+    @_abc_1.abstractmethod
+    def BatchGetOrders(
+        self,
+        request: _orders_pb2.BatchGetOrdersRequest,
+        context: _aio.ServicerContext[_orders_pb2.BatchGetOrdersRequest, _abc.Awaitable[_orders_pb2.BatchGetOrdersResponse]],
+    ) -> _abc.Awaitable[_orders_pb2.BatchGetOrdersResponse]:
+        """Many GetOrder reads in one call: one result per read, in the reads' order, each
+        the order or the status GetOrder would have answered. The gateway sends these
+        when reads queue up behind its calls in flight (one hop and one query for many).
+        """
 
     @_abc_1.abstractmethod
     def ListOrders(
