@@ -36,6 +36,7 @@ HTTP: Final = "ordermesh_http_server_request_duration_seconds"
 GRPC: Final = "ordermesh_grpc_server_handling_seconds"
 GRPC_CLIENT: Final = "ordermesh_grpc_client_duration_seconds"
 HTTP_CLIENT: Final = "ordermesh_http_client_duration_seconds"
+READS_PER_CALL: Final = "ordermesh_gateway_orders_reads_per_call"
 # A stream's duration is its size, not its latency: kept out of latency panels.
 NOT_EXPORT_ROUTE: Final = 'route!="/v1/orders/export"'
 NOT_EXPORT_METHOD: Final = 'method!="ExportOrders"'
@@ -362,6 +363,21 @@ def gateway() -> Json:
                         ),
                         unit=SECONDS,
                         description="Bounded by GATEWAY_NOTIFY_TIMEOUT_SECONDS for summaries.",
+                    ),
+                    timeseries(
+                        "Reads by id per call to orders",
+                        query(
+                            ratio(
+                                f"{READS_PER_CALL}_sum{{{job}}}", f"{READS_PER_CALL}_count{{{job}}}"
+                            ),
+                            "mean reads per call",
+                        ),
+                        query(
+                            quantile(0.99, READS_PER_CALL, job, labelled=False),
+                            "p99 reads per call",
+                        ),
+                        description="1: reads go alone as GetOrder; more: reads queued behind "
+                        "GATEWAY_READ_CALLS_IN_FLIGHT calls share one BatchGetOrders.",
                     ),
                 ],
             ),
