@@ -132,6 +132,12 @@ def parse_order_id(raw: str) -> uuid.UUID:
         raise ValidationFailed([FieldViolation("order_id", f"{raw!r} is not a UUID")]) from None
 
 
+def parse_order_ref(customer_id: str, order_id: str) -> uuid.UUID:
+    """An RPC's (customer id, order id): the customer id checked, the order id parsed."""
+    validate_customer_id(customer_id)
+    return parse_order_id(order_id)
+
+
 def _customer_problems(customer_id: str) -> list[FieldViolation]:
     if not customer_id:
         return [FieldViolation("customer_id", "is required")]

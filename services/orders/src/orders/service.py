@@ -15,7 +15,7 @@ from orders.domain import (
     LineItem,
     Order,
     OrderStatus,
-    parse_order_id,
+    parse_order_ref,
     validate_customer_id,
     validate_new_order,
 )
@@ -57,9 +57,8 @@ class OrdersService:
 
     async def get_order(self, *, customer_id: str, order_id: str) -> Order:
         """One order of the customer."""
-        validate_customer_id(customer_id)
         return await self._repository.get(
-            customer_id=customer_id, order_id=parse_order_id(order_id)
+            customer_id=customer_id, order_id=parse_order_ref(customer_id, order_id)
         )
 
     async def get_orders(self, reads: Sequence[tuple[str, str]]) -> list[Order | OrdersError]:
@@ -72,8 +71,7 @@ class OrdersService:
         parsed: list[uuid.UUID | OrdersError] = []
         for customer_id, order_id in reads:
             try:
-                validate_customer_id(customer_id)
-                parsed.append(parse_order_id(order_id))
+                parsed.append(parse_order_ref(customer_id, order_id))
             except OrdersError as exc:
                 parsed.append(exc)
         found = await self._repository.get_many([p for p in parsed if isinstance(p, uuid.UUID)])
@@ -102,9 +100,8 @@ class OrdersService:
 
     async def change_status(self, *, customer_id: str, order_id: str, target: OrderStatus) -> Order:
         """Confirm or cancel an order, following the allowed transitions."""
-        validate_customer_id(customer_id)
         order = await self._repository.transition(
-            customer_id=customer_id, order_id=parse_order_id(order_id), target=target
+            customer_id=customer_id, order_id=parse_order_ref(customer_id, order_id), target=target
         )
         self._metrics.status_changes.labels(status=order.status.value).inc()
         return order
