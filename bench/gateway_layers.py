@@ -10,7 +10,11 @@ exporter's too) per request with 64 requests in flight:
 - `handler`: the route's own work, order to JSON (`gateway.convert.order_json`, orjson);
 - `fastapi`: the FastAPI app alone (routing, path parameter, response), the
   principal set as the authentication middleware would;
-- `chain`: the whole app as `build_app` makes it, tracing and request metrics off;
+- `routes`: what the chain ends in, the direct read route (gateway.read_route) in
+  front of FastAPI, the principal set the same way;
+- `chain, reads via FastAPI`: the whole app as `build_app` makes it, tracing and
+  request metrics off, with `GATEWAY_DIRECT_READS=false`;
+- `chain`: the same with the direct read route, as the gateway runs by default;
 - `chain+metrics`: request metrics on;
 - `chain+metrics+tracing 0%`: tracing on, no request sampled;
 - `defaults`: sampling at its default, 10%, spans exported over OTLP/HTTP to a
@@ -48,6 +52,8 @@ _TRACED: Final = {"OTEL_SDK_DISABLED": "false", "GATEWAY_REQUEST_METRICS": "true
 VARIANTS: Final[dict[str, tuple[str, dict[str, str]]]] = {
     "handler": ("handler", _OFF),
     "fastapi": ("fastapi", _OFF),
+    "routes": ("routes", _OFF),
+    "chain, reads via FastAPI": ("app", {**_OFF, "GATEWAY_DIRECT_READS": "false"}),
     "chain": ("app", _OFF),
     "chain+metrics": ("app", _METRICS),
     "chain+metrics+tracing 0%": ("app", {**_TRACED, "OTEL_TRACES_SAMPLER_ARG": "0"}),
@@ -164,7 +170,11 @@ async def _drive(inner: str, requests: int) -> dict[str, Any]:
         scope["state"]["principal"] = principal
         await runtime.api(scope, receive, send)
 
-    app = {"handler": handler, "fastapi": fastapi, "app": runtime.app}[inner]
+    async def routes(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        scope["state"]["principal"] = principal
+        await runtime.routes(scope, receive, send)
+
+    app = {"handler": handler, "fastapi": fastapi, "routes": routes, "app": runtime.app}[inner]
     path = f"/v1/orders/{uuid.uuid4()}"
     headers = [
         (b"host", b"127.0.0.1:8080"),

@@ -53,30 +53,29 @@ def install(app: FastAPI) -> None:
         )
 
     @app.exception_handler(BudgetExhausted)
-    async def budget_exhausted(request: Request, exc: BudgetExhausted) -> Response:
-        return problem_response(
-            ApiError(504, "timeout", "Gateway timeout", "the request ran out of time")
-        )
-
     @app.exception_handler(CircuitOpen)
-    async def circuit_open(request: Request, exc: CircuitOpen) -> Response:
-        retry_after = str(max(1, round(exc.retry_after)))
-        return problem_response(
-            ApiError(
-                503,
-                "unavailable",
-                "Service unavailable",
-                f"{exc}; retry later",
-                headers={"Retry-After": retry_after},
-            )
-        )
-
     @app.exception_handler(Exception)
-    async def unexpected(request: Request, exc: Exception) -> Response:
-        log.error("unhandled error", exc_info=exc)
-        return problem_response(
-            ApiError(500, "internal", "Internal error", "an unexpected error; see the trace id")
+    async def other_error(request: Request, exc: Exception) -> Response:
+        return problem_response(problem_for(exc))
+
+
+def problem_for(exc: Exception) -> ApiError:
+    """The problem answered for an error a handler raised (the read route's too)."""
+    if isinstance(exc, ApiError):
+        return exc
+    if isinstance(exc, BudgetExhausted):
+        return ApiError(504, "timeout", "Gateway timeout", "the request ran out of time")
+    if isinstance(exc, CircuitOpen):
+        retry_after = str(max(1, round(exc.retry_after)))
+        return ApiError(
+            503,
+            "unavailable",
+            "Service unavailable",
+            f"{exc}; retry later",
+            headers={"Retry-After": retry_after},
         )
+    log.error("unhandled error", exc_info=exc)
+    return ApiError(500, "internal", "Internal error", "an unexpected error; see the trace id")
 
 
 def validation_problem(errors: Sequence[Any]) -> ApiError:

@@ -6,7 +6,8 @@ load or the credentials. Everything else goes through
 
     server span (trace) → trusted host → CORS (only if origins are configured)
     → admission (in-flight bound, a bounded queue, then 503) → body limit
-    → authentication → per-subject rate limit → handler span → FastAPI
+    → authentication → per-subject rate limit → handler span
+    → reads by id (gateway.read_route) → FastAPI
 
 so the cheapest refusals come first and no handler work is done for a request that
 will be refused. Readiness does not depend on orders or notify: with a downstream
@@ -41,6 +42,7 @@ from gateway.middleware.authenticate import Authenticate, subject_key
 from gateway.middleware.request_context import HandlerSpan, TraceIdHeader
 from gateway.notify_client import NotifyClient
 from gateway.orders_client import OrdersClient
+from gateway.read_route import ReadRoute
 from gateway.resilience import CircuitBreaker, Coalescer, State
 from gateway.settings import GatewaySettings
 
@@ -80,13 +82,17 @@ class GatewayRuntime:
         self._jwks: JwksRefresher | None = None
         self._jwks_client: httpx.AsyncClient | None = None
         self._background: list[asyncio.Task[None]] = []
-        coalescer = Coalescer()
-        self.api = build_api(
-            settings, Downstreams(self.orders, self.notify, self.metrics, coalescer)
+        downstreams = Downstreams(self.orders, self.notify, self.metrics, Coalescer())
+        self.api = build_api(settings, downstreams)
+        # What the middleware chain ends in: the direct read route in front of FastAPI.
+        self.routes: ASGIApp = (
+            ReadRoute(self.api, downstreams, budget_seconds=settings.request_budget_seconds)
+            if settings.direct_reads
+            else self.api
         )
         self.app = build_app(
             settings,
-            api=self.api,
+            api=self.routes,
             ops=build_ops_app(readiness=self.readiness, registry=self.registry),
             metrics=self.metrics,
             http_metrics=HttpServerMetrics(self.registry),
