@@ -76,8 +76,11 @@ def test_an_order_creation_is_one_trace_from_the_client_to_the_sender(
 
     server = tree.only("gateway", "SERVER", "POST /v1/orders")
     assert server.parent_id == client_span, "the gateway continues the caller's trace"
-    for step in ("gateway.admit", "gateway.authenticate", "gateway.rate_limit", "gateway.handler"):
+    for step in ("gateway.authenticate", "gateway.handler"):  # a new token: really verified
         tree.assert_child(server, tree.only("gateway", "INTERNAL", step))
+    # Decisions that took microseconds are not spans: admission without a wait, the rate limit.
+    internal = {s.name for s in tree.named("gateway", kind="INTERNAL")}
+    assert not internal & {"gateway.admit", "gateway.rate_limit"}, internal
     grpc_client = tree.only("gateway", "CLIENT", CREATE)
     tree.assert_descends(grpc_client, tree.only("gateway", "INTERNAL", "gateway.handler"))
 

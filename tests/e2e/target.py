@@ -5,7 +5,7 @@ ORDERMESH_E2E_URL            the gateway's base URL; unset: the suite starts the
 ORDERMESH_E2E_JWT_SECRET     HS256 secret the gateway trusts (default: the dev secret)
 ORDERMESH_E2E_JWT_ISSUER     `iss` it requires (default: ordermesh-dev)
 ORDERMESH_E2E_JWT_AUDIENCE   `aud` it requires (default: ordermesh-api)
-ORDERMESH_E2E_MAX_IN_FLIGHT  its GATEWAY_MAX_IN_FLIGHT (default 64)
+ORDERMESH_E2E_MAX_IN_FLIGHT  its GATEWAY_MAX_IN_FLIGHT (default 256)
 ORDERMESH_E2E_MAX_QUEUED     its GATEWAY_MAX_QUEUED (default 1024); the 503 test needs
                              its GATEWAY_MAX_QUEUE_SECONDS well above 10 s
 ORDERMESH_E2E_RATE_BURST     its GATEWAY_RATE_LIMIT_BURST (default 200)
@@ -42,7 +42,7 @@ class Target:
     jwt_secret: str = DEV_SECRET
     jwt_issuer: str = DEV_ISSUER
     jwt_audience: str = DEV_AUDIENCE
-    max_in_flight: int = 64
+    max_in_flight: int = 256
     max_queued: int = 1024
     rate_burst: int = 200
     max_body_bytes: int = 65_536
@@ -63,7 +63,7 @@ class Target:
             "jwt_secret": environ.get("ORDERMESH_E2E_JWT_SECRET", DEV_SECRET),
             "jwt_issuer": environ.get("ORDERMESH_E2E_JWT_ISSUER", DEV_ISSUER),
             "jwt_audience": environ.get("ORDERMESH_E2E_JWT_AUDIENCE", DEV_AUDIENCE),
-            "max_in_flight": number("MAX_IN_FLIGHT", 64),
+            "max_in_flight": number("MAX_IN_FLIGHT", 256),
             "max_queued": number("MAX_QUEUED", 1024),
             "rate_burst": number("RATE_BURST", 200),
             "max_body_bytes": number("MAX_BODY_BYTES", 65_536),

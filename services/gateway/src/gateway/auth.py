@@ -18,11 +18,14 @@ from typing import Any, Final
 
 import jwt
 from contracts.limits import has_control_characters
+from opentelemetry import trace
+from servicekit.telemetry import span_if_recording
 
 from gateway.settings import GatewaySettings
 from gateway.verified_tokens import VerifiedTokens
 
 MAX_SUBJECT_LENGTH: Final = 128
+tracer = trace.get_tracer("gateway")
 
 # Most specific first: InvalidSignatureError is a DecodeError, and all are
 # InvalidTokenErrors.
@@ -85,7 +88,9 @@ class Authenticator:
         known = self._verified.get(token, now=now)
         if known is not None:
             return known
-        principal = self._verify(token)
+        # A span only for a real verification: a known token is a dictionary lookup.
+        with span_if_recording(tracer, "gateway.authenticate"):
+            principal = self._verify(token)
         claims = principal.claims
         starts = max(float(claims["iat"]), float(claims.get("nbf", claims["iat"])))
         self._verified.put(

@@ -87,7 +87,7 @@ class OrdersClient:
         *,
         breaker: CircuitBreaker,
         metrics: GrpcClientMetrics | None = None,
-        read_calls_in_flight: int = 2,
+        read_calls_in_flight: int = 4,
         read_batch_max: int = 64,
         observe_reads_per_call: Callable[[int], None] = lambda reads: None,
     ) -> None:

@@ -64,10 +64,10 @@ class GatewaySettings(ServiceSettings):
         default=5.0, gt=0, le=300, description="how long an open circuit fails fast"
     )
     max_in_flight: int = Field(
-        default=64, ge=1, description="requests handled at once; beyond it they queue"
+        default=256, ge=1, description="requests handled at once; beyond it they queue"
     )
     read_calls_in_flight: int = Field(
-        default=2,
+        default=4,
         ge=1,
         le=1024,
         description="reads by id out to orders at once; later ones wait and go as one batch",

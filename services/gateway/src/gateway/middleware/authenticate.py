@@ -9,15 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from opentelemetry import trace
-from servicekit.telemetry import span_if_recording
-
 from gateway.auth import Authenticator, AuthError, Principal
 from gateway.middleware.asgi import ASGIApp, Receive, Scope, Send, header_values, send_problem
 
 PUBLIC_PATHS = frozenset({"/healthz", "/readyz", "/metrics", "/docs", "/openapi.json"})
 _CHALLENGE = [(b"www-authenticate", b'Bearer realm="ordermesh"')]
-tracer = trace.get_tracer("gateway")
 
 
 class Authenticate:
@@ -42,8 +38,7 @@ class Authenticate:
             await self.app(scope, receive, send)
             return
         try:
-            with span_if_recording(tracer, "gateway.authenticate"):
-                principal = self._authenticate(scope)
+            principal = self._authenticate(scope)
         except AuthError as error:
             await send_problem(
                 send,
