@@ -28,7 +28,9 @@ from typing import Final
 
 import psutil
 import psycopg
+from gateway.settings import GatewaySettings
 from ordermesh.localbroker import amqp_url, create_vhost, delete_vhost
+from servicekit.telemetry import DEFAULT_SAMPLE_RATIO
 from servicekit.testing.net import free_ports
 
 from bench.baselines.launch import Implementation, Name
@@ -44,6 +46,18 @@ DESCRIPTIONS: Final = {
 }
 START_SECONDS: Final = 120.0
 IN_FLIGHT: Final = re.compile(r"^ordermesh_http_server_requests_in_flight ([\d.e+]+)$", re.M)
+
+
+def ordermesh_settings() -> str:
+    """The gateway's protective limits as the stack gets them (GATEWAY_* pass through)."""
+    gw = GatewaySettings(environment="development")  # as `ordermesh up` starts it
+    return (
+        f"gateway max_in_flight {gw.max_in_flight:,}, then a queue of {gw.max_queued:,} "
+        f"for up to {gw.max_queue_seconds:g} s (503 beyond), {gw.read_calls_in_flight} "
+        f"reads by id out to orders at once, rate limit {gw.rate_limit_per_second:g}/s per "
+        f"subject (burst {gw.rate_limit_burst:,}), traces sampled at "
+        f"{DEFAULT_SAMPLE_RATIO:.0%}, RED metrics on"
+    )
 
 
 @dataclass

@@ -45,6 +45,7 @@ from bench.harness.implementations import (
     OrdermeshStack,
     Running,
     baseline,
+    ordermesh_settings,
     rabbitmq,
     running_baseline,
 )
@@ -146,9 +147,7 @@ def run(plan: Plan, log: Callable[[str], None] | None = None) -> dict[str, Any]:
         "plan": {k: str(v) if isinstance(v, Path) else v for k, v in asdict(plan).items()},
         "implementations": implementations,
         "ordermesh_settings": {
-            "defaults": "gateway max_in_flight 64, then a queue of 1,024 for up to 2 s "
-            "(503 beyond), rate limit 100/s per subject (burst 200), traces sampled at 10%, "
-            "RED metrics on",
+            "defaults": ordermesh_settings(),
             "tracing_export": spans,
         },
         "data": ctx.data,

@@ -8,9 +8,10 @@ too). So this ASGI app takes a GET whose path is exactly `/v1/orders/<canonical
 UUID>` and hands everything else, unusual spellings of an id included, to FastAPI,
 which stays the contract's one definition (OpenAPI, 422s, 405s, redirects).
 
-What a client sees is the same either way, errors included (tests/test_read_route.py
-compares the two answer for answer); the route is put in the scope as FastAPI's
-router would, so metrics and span names still say `/v1/orders/{order_id}`.
+What a client sees is the same either way, errors included
+(services/gateway/tests/test_read_route.py compares the two answer for answer); the
+route is put in the scope as FastAPI's router would, so metrics and span names still
+say `/v1/orders/{order_id}`.
 """
 
 from __future__ import annotations

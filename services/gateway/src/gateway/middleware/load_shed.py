@@ -76,8 +76,8 @@ class LoadShedder:
         if self.in_flight < self.max_in_flight:  # a free slot: nothing to wait for or trace
             self.in_flight += 1
         else:
-            # A span only for a wait (or a shed): a span per admitted request was a
-            # sixth of what a sampled request costs, to show nothing (docs/observability.md).
+            # A span only for a wait (or a shed): one for every admitted request cost
+            # what any span costs and showed nothing (docs/observability.md).
             with span_if_recording(tracer, "gateway.admit") as span:
                 admitted = await self._wait_for_slot()
                 span.set_attribute("ordermesh.shed", not admitted)
