@@ -54,8 +54,9 @@ def ordermesh_settings() -> str:
     return (
         f"gateway max_in_flight {gw.max_in_flight:,}, then a queue of {gw.max_queued:,} "
         f"for up to {gw.max_queue_seconds:g} s (503 beyond), {gw.read_calls_in_flight} "
-        f"reads by id out to orders at once, rate limit {gw.rate_limit_per_second:g}/s per "
-        f"subject (burst {gw.rate_limit_burst:,}), traces sampled at "
+        f"reads by id and {gw.write_calls_in_flight} writes out to orders at once, "
+        f"rate limit {gw.rate_limit_per_second:g}/s per subject "
+        f"(burst {gw.rate_limit_burst:,}), traces sampled at "
         f"{DEFAULT_SAMPLE_RATIO:.0%}, RED metrics on"
     )
 

@@ -48,6 +48,8 @@ class FakeOrders(orders_pb2_grpc.OrdersServiceServicer):
     batches: list[list[str]] = field(default_factory=list)  # order ids per BatchGetOrders
     missing: set[str] = field(default_factory=set)  # order ids a batch answers NOT_FOUND
     deadlines: list[float | None] = field(default_factory=list)
+    in_flight: int = 0  # calls being answered now, and the most there were at once
+    peak_in_flight: int = 0
 
     async def _script(self, method: str, context: grpc.aio.ServicerContext[Any, Any]) -> None:
         self.calls.append(method)
@@ -56,7 +58,12 @@ class FakeOrders(orders_pb2_grpc.OrdersServiceServicer):
             code = self.fail_with.pop(0)
             await context.abort(code, f"scripted {code.name}")
         if self.delay:
-            await asyncio.sleep(self.delay)
+            self.in_flight += 1
+            self.peak_in_flight = max(self.peak_in_flight, self.in_flight)
+            try:
+                await asyncio.sleep(self.delay)
+            finally:
+                self.in_flight -= 1
 
     async def GetOrder(
         self, request: pb.GetOrderRequest, context: grpc.aio.ServicerContext[Any, Any]

@@ -279,6 +279,26 @@ async def test_the_queued_requests_gauge_counts_the_waiting_ones(start: Start) -
     assert queued() == 0
 
 
+async def test_writes_beyond_the_bulkhead_wait_in_the_gateway(start: Start) -> None:
+    fake, client, runtime = await start(FakeOrders(delay=0.5), write_calls_in_flight=2)
+    cancels = [
+        asyncio.create_task(client.post(f"/v1/orders/{uuid.uuid4()}/cancel", headers=token()))
+        for _ in range(6)
+    ]
+
+    def waiting() -> float | None:
+        return runtime.registry.get_sample_value("ordermesh_gateway_orders_writes_waiting")
+
+    async def four_waiting() -> bool | None:
+        return True if waiting() == 4 else None
+
+    await poll_until(four_waiting, seconds=5, what="four writes waiting", interval=0.02)
+    assert {r.status_code for r in await asyncio.gather(*cancels)} == {200}
+    assert fake.calls.count("CancelOrder") == 6
+    assert fake.peak_in_flight == 2  # never more out to orders at once
+    assert waiting() == 0
+
+
 async def test_reads_that_queue_behind_the_calls_in_flight_share_one_batch_call(
     start: Start,
 ) -> None:

@@ -1,4 +1,5 @@
-"""Budgets, circuit breakers and coalescing, on a fake clock and the real event loop."""
+"""Budgets, circuit breakers, coalescing and bulkheads, on a fake clock and the real
+event loop."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import pytest
 from gateway.resilience import (
     Budget,
     BudgetExhausted,
+    Bulkhead,
     CircuitBreaker,
     CircuitOpen,
     Coalescer,
@@ -147,4 +149,60 @@ async def test_a_failure_reaches_every_sharer_and_one_leaving_cancels_nothing() 
     for waiter in (first, second):
         with pytest.raises(ValueError, match="orders said no"):
             await waiter
+    assert leaver.cancelled()
+
+
+async def test_a_bulkhead_lets_size_calls_out_and_the_rest_follow_as_slots_free() -> None:
+    bulkhead = Bulkhead(2)
+    out: list[int] = []
+    peak = 0
+    gates = [asyncio.Event() for _ in range(5)]
+
+    async def call(i: int) -> int:
+        nonlocal peak
+        async with bulkhead.slot(Budget.of(10)):
+            out.append(i)
+            peak = max(peak, len(out))
+            await gates[i].wait()
+            out.remove(i)
+        return i
+
+    calls = [asyncio.ensure_future(call(i)) for i in range(5)]
+    await asyncio.sleep(0.01)
+    assert out == [0, 1]  # the others wait in the bulkhead, not downstream
+    gates[1].set()
+    await asyncio.sleep(0.01)
+    assert out == [0, 2]  # the first waiter took the freed slot
+    for gate in gates:
+        gate.set()
+    assert await asyncio.gather(*calls) == [0, 1, 2, 3, 4]
+    assert peak == 2
+
+
+async def test_a_wait_past_the_budget_or_cancelled_keeps_no_slot() -> None:
+    bulkhead = Bulkhead(1)
+    release = asyncio.Event()
+
+    async def hold() -> None:
+        async with bulkhead.slot(Budget.of(10)):
+            await release.wait()
+
+    holder = asyncio.ensure_future(hold())
+    await asyncio.sleep(0)
+    with pytest.raises(BudgetExhausted):
+        async with bulkhead.slot(Budget.of(0.05)):
+            pytest.fail("entered a full bulkhead")
+
+    async def enter() -> None:
+        async with bulkhead.slot(Budget.of(10)):
+            pass
+
+    leaver = asyncio.ensure_future(enter())
+    await asyncio.sleep(0)
+    leaver.cancel()  # its client hung up while it waited
+    release.set()
+    await holder
+    # Neither the late nor the cancelled waiter kept the one slot: it is free again.
+    async with asyncio.timeout(1), bulkhead.slot(Budget.of(10)):
+        pass
     assert leaver.cancelled()

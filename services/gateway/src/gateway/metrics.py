@@ -22,10 +22,16 @@ class GatewayMetrics:
             "ran out",
             registry=registry,
         )
-        # Read when scraped (set_function in server.build_app): nothing per request.
+        # Read when scraped (set_function in server.py): nothing per request.
         self.queued = Gauge(
             "ordermesh_gateway_queued_requests",
             "Requests waiting for an in-flight slot now (GATEWAY_MAX_QUEUED at most)",
+            registry=registry,
+        )
+        self.writes_waiting = Gauge(
+            "ordermesh_gateway_orders_writes_waiting",
+            "Creates and cancels waiting now for one of GATEWAY_WRITE_CALLS_IN_FLIGHT calls "
+            "to orders",
             registry=registry,
         )
         self.rate_limited = Counter(

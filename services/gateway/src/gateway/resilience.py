@@ -9,13 +9,16 @@
 * `Coalescer`: identical concurrent reads share one downstream call (single flight).
   Only for reads whose key includes everything that makes the answer differ, here
   the caller's subject: one customer never receives another's result.
+* `Bulkhead`: at most `size` calls of one kind out at once; the rest wait here, within
+  their budget, where waiting is cheaper than in the downstream.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Awaitable, Callable, Hashable
+from collections.abc import AsyncIterator, Awaitable, Callable, Hashable
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Final, TypeVar, cast
@@ -136,3 +139,29 @@ class Coalescer:
 
     def __len__(self) -> int:
         return len(self._running)
+
+
+class Bulkhead:
+    """At most `size` calls out at once; later ones wait in turn until their deadline."""
+
+    def __init__(self, size: int) -> None:
+        self._slots = asyncio.Semaphore(size)
+        self.waiting = 0  # calls waiting for a slot now (a gauge reads it when scraped)
+
+    @contextlib.asynccontextmanager
+    async def slot(self, budget: Budget) -> AsyncIterator[None]:
+        if self._slots.locked():  # only a wait needs a timer
+            self.waiting += 1
+            try:
+                async with asyncio.timeout(budget.remaining()):
+                    await self._slots.acquire()
+            except TimeoutError:
+                raise BudgetExhausted from None
+            finally:
+                self.waiting -= 1
+        else:
+            await self._slots.acquire()
+        try:
+            yield
+        finally:
+            self._slots.release()

@@ -68,11 +68,14 @@ class GatewayRuntime:
             breaker=self._breaker("orders"),
             metrics=GrpcClientMetrics(self.registry) if settings.request_metrics else None,
             read_calls_in_flight=settings.read_calls_in_flight,
+            write_calls_in_flight=settings.write_calls_in_flight,
             read_batch_max=settings.read_batch_max,
             observe_reads_per_call=self.metrics.reads_per_call.observe
             if settings.request_metrics
             else lambda reads: None,
         )
+        writes = self.orders.writes
+        self.metrics.writes_waiting.set_function(lambda: writes.waiting)
         self.notify = NotifyClient(
             settings.notify_url,
             breaker=self._breaker("notify"),

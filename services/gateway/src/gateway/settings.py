@@ -72,6 +72,13 @@ class GatewaySettings(ServiceSettings):
         le=1024,
         description="reads by id out to orders at once; later ones wait and go as one batch",
     )
+    write_calls_in_flight: int = Field(
+        default=64,
+        ge=1,
+        le=1024,
+        description="creates and cancels out to orders at once; later ones wait their turn "
+        "(within the request budget)",
+    )
     direct_reads: bool = Field(
         default=True,
         description="answer GET /v1/orders/{id} ahead of FastAPI: the same answers for "
