@@ -125,7 +125,7 @@ async def seed_orders(
     conn = await asyncpg.connect(database_url)
     try:
         if replace:
-            await _delete_customers(conn, names)
+            await delete_customers(conn, names)
         elif await _already_seeded(conn, names, counts, seed):
             seeded = [_sampled(n, c, seed, sample) for n, c in zip(names, counts, strict=True)]
             return SeedResult(seeded, time.perf_counter() - started, skipped=True)
@@ -224,7 +224,8 @@ async def _already_seeded(
     return True
 
 
-async def _delete_customers(conn: asyncpg.Connection, names: list[str]) -> None:
+async def delete_customers(conn: asyncpg.Connection, names: list[str]) -> None:
+    """Every order of these customers, and their idempotency keys."""
     async with conn.transaction():
         # Keys point at orders (a deferred foreign key): they go first.
         await conn.execute("DELETE FROM idempotency_keys WHERE customer_id = ANY($1)", names)

@@ -8,7 +8,8 @@ into notify's database once: the sampled ids are the same everywhere.
 
 Seeding comes in two steps so reads can be measured at two table sizes: first the
 readers' orders (`Data.small_orders`, the ids and cursors wrk drives), then the export
-customer's and bulk customers' orders up to `Data.total_orders`.
+customer's and bulk customers' orders up to `Data.total_orders`; `shrink` takes the
+table back to the readers' orders, so the two sizes can be measured in turn.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from bench.harness.plan import Data
 from bench.seed import (
     SeededCustomer,
     create_database,
+    customer_ids,
+    delete_customers,
     order_counts,
     order_rows,
     seed_notifications,
@@ -102,6 +105,24 @@ async def seed_rest(orders_dbs: Iterable[str], data: Data) -> dict[str, float]:
             await seed_orders(
                 url, orders=data.bulk_orders, customers=data.bulk_customers, prefix=BULK, sample=0
             )
+        await _settle(url)
+        seconds[_database(url)] = time.perf_counter() - started
+    return seconds
+
+
+async def shrink(orders_dbs: Iterable[str], data: Data) -> dict[str, float]:
+    """Back to the readers' orders alone: the rest deleted, the table and its indexes
+    rewritten at that size (VACUUM FULL), settled; seed_rest fills it again."""
+    seconds: dict[str, float] = {}
+    rest = customer_ids(EXPORTER, 1) + customer_ids(BULK, data.bulk_customers)
+    for url in orders_dbs:
+        started = time.perf_counter()
+        conn = await asyncpg.connect(url)
+        try:
+            await delete_customers(conn, rest)
+            await conn.execute("VACUUM FULL orders")
+        finally:
+            await conn.close()
         await _settle(url)
         seconds[_database(url)] = time.perf_counter() - started
     return seconds

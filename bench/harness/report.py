@@ -109,7 +109,8 @@ def markdown(doc: dict[str, Any]) -> str:
             else "no pinning"
         )
         + f"; load average before the run {machine['load_avg_1m_before']:.2f}. "
-        f"The run took {doc['run_seconds'] / 60:.1f} min. {_outside(doc['runs'])}",
+        f"The run took {doc['run_seconds'] / 60:.1f} min. "
+        f"{_outside(doc['runs'], doc.get('disturbed_runs', []), plan)}",
         "",
         _code(doc["code"]),
         "",
@@ -174,14 +175,23 @@ def _code(code: dict[str, Any]) -> str:
     return line + (f". {code['note']}" if code.get("note") else ".")
 
 
-def _outside(runs: list[dict[str, Any]]) -> str:
-    """How busy the machine was with work not started here, during the wrk runs."""
+def _outside(
+    runs: list[dict[str, Any]], disturbed: list[dict[str, Any]], plan: dict[str, Any]
+) -> str:
+    """How busy the machine was with work not started here, during the wrk runs kept,
+    and how many were measured again because of it."""
     if not runs:
         return ""
     outside = sorted(r["outside_cores"] for r in runs)
+    again = (
+        f" {len(disturbed)} wrk run(s) measured again: more than "
+        f"{plan.get('outside_limit', 0):g} cores busy outside (kept apart in results.json)."
+        if disturbed
+        else ""
+    )
     return (
         f"CPU busy outside this run's processes during wrk runs: median "
-        f"{outside[len(outside) // 2]:.2f}, max {outside[-1]:.2f} cores."
+        f"{outside[len(outside) // 2]:.2f}, max {outside[-1]:.2f} cores.{again}"
     )
 
 

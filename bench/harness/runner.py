@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
@@ -39,6 +40,7 @@ from bench.harness.dataset import (
     describe,
     seed_readers,
     seed_rest,
+    shrink,
 )
 from bench.harness.implementations import (
     DESCRIPTIONS,
@@ -59,6 +61,7 @@ T = TypeVar("T")
 
 ROOT = Path(__file__).resolve().parents[2]
 BASELINES: tuple[Name, ...] = ("sync", "default_async", "ceiling")
+SIZE_BLOCKS = 2  # blocks of each table size, in turn
 
 
 @dataclass
@@ -71,6 +74,7 @@ class Context:
     dataset: Dataset
     log: Callable[[str], None]
     runs: list[dict[str, Any]] = field(default_factory=list)
+    disturbed: list[dict[str, Any]] = field(default_factory=list)  # measured again
     export: dict[str, Any] | None = None
     events: dict[str, Any] | None = None
     grpc_floor: dict[str, Any] | None = None
@@ -94,6 +98,23 @@ class Context:
             self.log(f"drain: still busy after {limit:g}s, measuring anyway")
         wait_outside_quiet(self.everything.shared, seconds=self.plan.outside_wait_seconds)
         return waited
+
+
+Run = dict[str, Any]
+
+
+def until_undisturbed(
+    once: Callable[[int], Run], limit: float, remeasure: int
+) -> tuple[Run, list[Run]]:
+    """`once(attempt)` until a run has at most `limit` cores busy outside, or
+    `remeasure` more attempts are spent (the last stands): (kept, disturbed ones)."""
+    disturbed: list[Run] = []
+    for attempt in range(remeasure + 1):
+        run = once(attempt)
+        if run["outside_cores"] <= limit or attempt == remeasure:
+            return run, disturbed
+        disturbed.append(run)
+    raise AssertionError("unreachable")  # the last attempt always returns
 
 
 def rotated(items: Sequence[T], round_: int) -> list[T]:
@@ -152,6 +173,7 @@ def run(plan: Plan, log: Callable[[str], None] | None = None) -> dict[str, Any]:
         },
         "data": ctx.data,
         "runs": ctx.runs,
+        "disturbed_runs": ctx.disturbed,
         "export": ctx.export,
         "events": ctx.events,
         "grpc_floor": ctx.grpc_floor,
@@ -219,16 +241,26 @@ def _measure(ctx: Context, seeding: dict[str, Any], say: Callable[[str], None]) 
     plan = ctx.plan
     urls = cast(list[str], seeding["urls"])
     sizes: dict[str, int] = {}
-    if "size" in plan.scenarios:
-        sizes["small"] = asyncio.run(count_orders(ctx.stack.orders_db))
-        with_data = [r for r in ctx.running if r.name != "ceiling"]
-        _wrk(ctx, WRK["read"], "size_small", (plan.size_connections,), with_data)
-    say(f"seeding the rest: {plan.data.total_orders} orders in all")
-    seeding["rest_seconds"] = asyncio.run(seed_rest(urls, plan.data))
-    sizes["large"] = asyncio.run(count_orders(ctx.stack.orders_db))
-    if "size" in plan.scenarios:
-        with_data = [r for r in ctx.running if r.name != "ceiling"]
-        _wrk(ctx, WRK["read"], "size_large", (plan.size_connections,), with_data)
+    # Table size: small, large, small, large (SIZE_BLOCKS of each), the rounds split
+    # between the blocks, so the machine's drift over the minutes between the sizes
+    # lands on both alike instead of on whichever came second.
+    sized = "size" in plan.scenarios
+    with_data = [r for r in ctx.running if r.name != "ceiling"]
+    per_block = -(-plan.rounds // SIZE_BLOCKS)
+    for block in range(SIZE_BLOCKS if sized else 1):
+        rounds = range(block * per_block, (block + 1) * per_block)
+        if sized:
+            if block:
+                say("shrinking the table to the readers' orders")
+                shrunk = asyncio.run(shrink(urls, plan.data))
+                seeding.setdefault("shrink_seconds", []).append(shrunk)
+            sizes["small"] = asyncio.run(count_orders(ctx.stack.orders_db))
+            _wrk(ctx, WRK["read"], "size_small", (plan.size_connections,), with_data, rounds)
+        say(f"seeding the rest: {plan.data.total_orders} orders in all")
+        seeding.setdefault("rest_seconds", []).append(asyncio.run(seed_rest(urls, plan.data)))
+        sizes["large"] = asyncio.run(count_orders(ctx.stack.orders_db))
+        if sized:
+            _wrk(ctx, WRK["read"], "size_large", (plan.size_connections,), with_data, rounds)
     if "read" in plan.scenarios:
         ctx.grpc_floor = _grpc_floor(ctx)
     for name in ("read", "list", "summary"):
@@ -252,6 +284,7 @@ def _wrk(
     label: str,
     levels: Sequence[int],
     implementations: Sequence[Running],
+    rounds: Sequence[int] | None = None,
 ) -> None:
     plan, limit = ctx.plan, ctx.plan.data.page_limit
     if plan.warmup > 0:
@@ -268,42 +301,59 @@ def _wrk(
     # Rounds outermost: each round sweeps every level (in an order rotated each round),
     # so a ratio between levels (no collapse) is measured minutes apart at most, not
     # across the whole scenario, and the machine's drift lands on every level alike.
-    for round_ in range(plan.rounds):
+    for round_ in range(plan.rounds) if rounds is None else rounds:
         for connections in rotated(levels, round_):
             for implementation in ctx.order(round_, implementations):
-                waited = ctx.drain()
-                with Measure(ctx.watched[implementation.name]) as usage:
-                    result = wrk.run(
-                        scenario.script,
-                        implementation.url,
-                        connections=connections,
-                        seconds=plan.duration,
-                        env=scenario.env(ctx.dataset, limit),
-                        timeout=plan.timeout,
-                    )
-                ctx.runs.append(
-                    {
-                        "scenario": label,
-                        "implementation": implementation.name,
-                        "connections": connections,
-                        "round": round_,
-                        **result.record(),
-                        "cpu_own_s": usage.cpu_own,
-                        "cpu_shared_s": usage.cpu_shared,
-                        "cpu_s_per_1k": usage.cpu_per_1k(result.requests),
-                        "peak_rss_mb": usage.peak_rss_mb,
-                        "machine_busy_cores": usage.machine_busy_cores,
-                        "outside_cores": usage.outside_cores,
-                        "drain_wait_s": waited,
-                        "drained": waited < plan.drain_seconds,
-                    }
-                )
-                ctx.log(
-                    f"{label:<10} c={connections:<5} round {round_} {implementation.name:<13} "
-                    f"{result.ok_per_second:>8.0f} 2xx/s  p50 {result.p50_ms:7.1f} ms  "
-                    f"p99 {result.p99_ms:7.1f} ms  sheds {result.shed:>6}  "
-                    f"errors {result.errors:>5}  (drained {waited:.1f}s)"
-                )
+                once = partial(_wrk_once, ctx, scenario, label, implementation, connections, round_)
+                kept, disturbed = until_undisturbed(once, plan.outside_limit, plan.remeasure)
+                ctx.runs.append(kept)
+                ctx.disturbed += disturbed
+
+
+def _wrk_once(
+    ctx: Context,
+    scenario: WrkScenario,
+    label: str,
+    implementation: Running,
+    connections: int,
+    round_: int,
+    attempt: int,
+) -> Run:
+    plan = ctx.plan
+    waited = ctx.drain()
+    with Measure(ctx.watched[implementation.name]) as usage:
+        result = wrk.run(
+            scenario.script,
+            implementation.url,
+            connections=connections,
+            seconds=plan.duration,
+            env=scenario.env(ctx.dataset, plan.data.page_limit),
+            timeout=plan.timeout,
+        )
+    outside = usage.outside_cores
+    busy = f"  {outside:.2f} cores busy outside" if outside > plan.outside_limit else ""
+    ctx.log(
+        f"{label:<10} c={connections:<5} round {round_} {implementation.name:<13} "
+        f"{result.ok_per_second:>8.0f} 2xx/s  p50 {result.p50_ms:7.1f} ms  "
+        f"p99 {result.p99_ms:7.1f} ms  sheds {result.shed:>6}  "
+        f"errors {result.errors:>5}  (drained {waited:.1f}s){busy}"
+    )
+    return {
+        "scenario": label,
+        "implementation": implementation.name,
+        "connections": connections,
+        "round": round_,
+        "attempt": attempt,
+        **result.record(),
+        "cpu_own_s": usage.cpu_own,
+        "cpu_shared_s": usage.cpu_shared,
+        "cpu_s_per_1k": usage.cpu_per_1k(result.requests),
+        "peak_rss_mb": usage.peak_rss_mb,
+        "machine_busy_cores": usage.machine_busy_cores,
+        "outside_cores": outside,
+        "drain_wait_s": waited,
+        "drained": waited < plan.drain_seconds,
+    }
 
 
 def _export(ctx: Context) -> dict[str, Any]:

@@ -1,5 +1,5 @@
-"""The harness end to end with tiny settings, as CI runs it: every implementation, three
-scenarios (read, create, export) and the event probe, one level, one short round.
+"""The harness end to end with tiny settings, as CI runs it: every implementation, four
+scenarios (read, create, export, size) and the event probe, one level, one short round.
 
 It proves the harness works (stacks start, seeding, wrk and its Lua, the drains, the
 export and COPY, the event probe, JSON, Markdown, PNGs); it measures nothing worth
@@ -56,8 +56,17 @@ def test_harness_end_to_end(tmp_path: Path) -> None:
     assert doc["events"]["recorded"] == doc["events"]["created"] > 0
     floor = doc["grpc_floor"]["summary"]
     assert all(floor[key]["median"] > 0 for key in ("client_ms_per_call", "server_ms_per_call"))
+    with_data = [n for n in IMPLEMENTATIONS if n != "ceiling"]
     raw = {(r["scenario"], r["implementation"]) for r in doc["runs"]}
-    assert raw == {(s, n) for s in ("read", "create") for n in IMPLEMENTATIONS}
+    assert raw == {(s, n) for s in ("read", "create") for n in IMPLEMENTATIONS} | {
+        (s, n) for s in ("size_small", "size_large") for n in with_data
+    }
+    # Both table sizes twice, in turn: the table went back to the readers' orders between.
+    for size in ("size_small", "size_large"):
+        rounds = sorted(r["round"] for r in doc["runs"] if r["scenario"] == size)
+        assert rounds == sorted([0, 1] * len(with_data)), size
+    assert doc["data"]["orders_in_table"] == {"small": 400, "large": 2_400}
+    assert len(doc["data"]["seeding"]["shrink_seconds"]) == 1
 
     names = {t["name"] for t in doc["targets"]}
     assert {"read by id vs default_async, req/s", "export vs COPY", "event latency"} <= names
