@@ -5,13 +5,20 @@
 
 The recipe most FastAPI articles give: one `httpx.AsyncClient()` made in the lifespan
 and shared by every request, with its default transport and default limits (100
-connections, 20 kept alive, 5 s timeouts). The token check, the scoping to the token's
+connections, 20 kept alive, 5 s timeouts), with one change: no timeout on the wait for
+a pooled connection. httpcore 1.0.9 can leak a pool slot when a request waiting for a
+connection is cancelled or times out there (encode/httpcore#1093); once the 100 slots
+are gone every call times out against a healthy back tier. In the 2026-12-03 evening
+run that happened at 256 and 1,024 connections, and the baseline answered nothing for
+the rest of the run. Without that timeout an overloaded request waits its turn, and
+wrk's 5 s timeout counts it as an error instead. The token check, the scoping to the token's
 subject and the error answers are the gateway's (bench.baselines.contract); the back
 tier's JSON is forwarded unchanged.
 
 The summary asks the back tier and notify's real HTTP API at once, as the gateway does;
 notify gets at most NOTIFY_TIMEOUT_SECONDS (else the summary is degraded) and its
-answer is dropped when the order is not the caller's.
+answer is dropped when the order is not the caller's. It is awaited even then, never
+cancelled, for the same leak (bench/baselines/tests/test_contention.py).
 """
 
 from __future__ import annotations
@@ -51,12 +58,15 @@ from bench.baselines.contract import (
 )
 
 _FORWARDED: Final = ("content-type", REPLAYED_HEADER.lower())
+# httpx's default 5 s for connecting, reading and writing, but no limit on the wait for
+# one of the pool's connections: a request timed out there can leak its slot (below).
+TIMEOUT: Final = httpx.Timeout(5.0, pool=None)
 
 
 def build(*, back_url: str, notify_url: str, jwt_check: JwtCheck) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[Mapping[str, Any]]:
-        async with httpx.AsyncClient() as client:
+        async with httpx.AsyncClient(timeout=TIMEOUT) as client:
             yield {"client": client}
 
     app = public_app(jwt_check=jwt_check, lifespan=lifespan)
@@ -110,18 +120,15 @@ def build(*, back_url: str, notify_url: str, jwt_check: JwtCheck) -> FastAPI:
     @app.get("/v1/orders/{order_id}/summary")
     async def order_summary(request: Request, order_id: OrderId, customer: Customer) -> Response:
         client = _client(request)
-        notifications = asyncio.ensure_future(_notifications(client, notify_url, str(order_id)))
-        try:
-            order = await _answer(
-                client.get(f"{back_url}/orders/{order_id}", params={"customer_id": customer})
-            )
-        except BaseException:
-            notifications.cancel()
-            raise
+        # Both calls at once, awaited together. Cancelling notify's call when the order
+        # fails could leak its pool slot (module notes).
+        order: Response
+        order, (items, reason) = await asyncio.gather(
+            _answer(client.get(f"{back_url}/orders/{order_id}", params={"customer_id": customer})),
+            _notifications(client, notify_url, str(order_id)),
+        )
         if order.status_code != 200:
-            notifications.cancel()
             return order
-        items, reason = await notifications
         return json_response(summary_json(orjson.loads(order.body), items, reason))
 
     return app

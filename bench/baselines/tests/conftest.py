@@ -51,6 +51,7 @@ class Stack:
 
     urls: dict[str, str]
     back_urls: dict[str, str]  # the baselines' back tiers
+    notify_url: str  # Ordermesh's notify, whose HTTP API the baselines' summaries call
     orders_db: str
     seeded: Seeded
 
@@ -91,7 +92,13 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
         }
         backs = {impl.tiers[0].name.split(".")[0]: impl.tiers[0].url for impl in implementations}
         backs.pop("ceiling")
-        yield Stack(urls=urls, back_urls=backs, orders_db=orders_db, seeded=seeded)
+        yield Stack(
+            urls=urls,
+            back_urls=backs,
+            notify_url=ordermesh.notify_url,
+            orders_db=orders_db,
+            seeded=seeded,
+        )
     finally:
         for implementation in implementations:
             implementation.stop()
