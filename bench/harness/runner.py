@@ -61,7 +61,8 @@ T = TypeVar("T")
 
 ROOT = Path(__file__).resolve().parents[2]
 BASELINES: tuple[Name, ...] = ("sync", "default_async", "ceiling")
-SIZE_BLOCKS = 2  # blocks of each table size, in turn
+SIZE_BLOCKS = 3  # blocks of each table size, in turn
+SIZE_ROUNDS_PER_ROUND = 2  # a read is cheap next to the drift it must see through
 
 
 @dataclass
@@ -241,12 +242,12 @@ def _measure(ctx: Context, seeding: dict[str, Any], say: Callable[[str], None]) 
     plan = ctx.plan
     urls = cast(list[str], seeding["urls"])
     sizes: dict[str, int] = {}
-    # Table size: small, large, small, large (SIZE_BLOCKS of each), the rounds split
-    # between the blocks, so the machine's drift over the minutes between the sizes
-    # lands on both alike instead of on whichever came second.
+    # Table size: small, large, small, large, ... (SIZE_BLOCKS of each), twice the rounds
+    # split between the blocks, so the machine's drift over the minutes between the
+    # sizes lands on both alike instead of on whichever came second.
     sized = "size" in plan.scenarios
     with_data = [r for r in ctx.running if r.name != "ceiling"]
-    per_block = -(-plan.rounds // SIZE_BLOCKS)
+    per_block = -(-plan.rounds * SIZE_ROUNDS_PER_ROUND // SIZE_BLOCKS)
     for block in range(SIZE_BLOCKS if sized else 1):
         rounds = range(block * per_block, (block + 1) * per_block)
         if sized:

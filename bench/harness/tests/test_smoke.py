@@ -18,6 +18,7 @@ from pathlib import Path
 import pytest
 
 from bench.harness.plan import IMPLEMENTATIONS
+from bench.harness.runner import SIZE_BLOCKS
 
 RUN = Path(__file__).resolve().parents[2] / "run.py"
 BUDGET_SECONDS = 120
@@ -61,12 +62,13 @@ def test_harness_end_to_end(tmp_path: Path) -> None:
     assert raw == {(s, n) for s in ("read", "create") for n in IMPLEMENTATIONS} | {
         (s, n) for s in ("size_small", "size_large") for n in with_data
     }
-    # Both table sizes twice, in turn: the table went back to the readers' orders between.
+    # Each table size in SIZE_BLOCKS blocks, in turn (one round each for the smoke's one
+    # round): the table went back to the readers' orders between.
     for size in ("size_small", "size_large"):
         rounds = sorted(r["round"] for r in doc["runs"] if r["scenario"] == size)
-        assert rounds == sorted([0, 1] * len(with_data)), size
+        assert rounds == sorted(list(range(SIZE_BLOCKS)) * len(with_data)), size
     assert doc["data"]["orders_in_table"] == {"small": 400, "large": 2_400}
-    assert len(doc["data"]["seeding"]["shrink_seconds"]) == 1
+    assert len(doc["data"]["seeding"]["shrink_seconds"]) == SIZE_BLOCKS - 1
 
     names = {t["name"] for t in doc["targets"]}
     assert {"read by id vs default_async, req/s", "export vs COPY", "event latency"} <= names
