@@ -153,6 +153,29 @@ async def test_notify_wakes_the_relay_long_before_the_poll(
         assert time.monotonic() - started < 1.0
 
 
+async def test_the_relay_lingers_after_a_notify_for_more_rows(
+    db_url: str, vhost: str, sink: EventSink
+) -> None:
+    linger = 0.6
+    settings = test_settings(
+        db_url,
+        relay_enabled=True,
+        amqp_url=vhost_url(vhost),
+        relay_poll_seconds=30,
+        relay_linger_seconds=linger,
+    )
+    async with running(settings) as runtime, client(runtime) as stub:
+        await asyncio.sleep(0.5)  # the relay's first round is over; it now waits 30 s
+        started = time.monotonic()
+        await stub.CreateOrder(create_request())
+        await asyncio.sleep(linger / 3)  # within the linger: goes in the same round
+        await stub.CreateOrder(create_request())
+        await sink.wait_for(2, seconds=5)
+        waited = time.monotonic() - started
+        assert linger <= waited < linger + 1.0
+        assert metric(runtime.registry, "ordermesh_outbox_published_total") == 2
+
+
 async def test_two_relays_publish_every_row_exactly_once(
     db_url: str, vhost: str, sink: EventSink
 ) -> None:

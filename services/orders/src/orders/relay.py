@@ -3,7 +3,8 @@
 One round: make sure the broker channel is open, claim a batch of rows (FOR UPDATE
 SKIP LOCKED), publish them all at once, wait for every confirm, mark the confirmed
 rows published and commit. A full batch starts the next round at once; otherwise the
-relay sleeps until a NOTIFY from the outbox trigger or the next poll. Any failure
+relay sleeps until a NOTIFY from the outbox trigger or the next poll, then lingers
+`relay_linger_seconds` (10 ms) for more rows to share the round. Any failure
 leaves the rows unpublished and backs off with jitter; the relay never gives up.
 
 A crash between the confirms and the commit publishes those rows again after the
@@ -116,6 +117,10 @@ class OutboxRelay:
             backoff.reset()
             if done.claimed < self._settings.relay_batch_size:
                 await _wait(self._wake, self._settings.relay_poll_seconds)
+                # Under load each commit's NOTIFY would start a round of its own
+                # (decision 41): a moment's wait lets the rows of many share one.
+                if self._settings.relay_linger_seconds:
+                    await _wait(self._stopping, self._settings.relay_linger_seconds)
 
     async def _round_or_none(self, pool: asyncpg.Pool) -> _Round | None:
         """One round; None when the database or the broker could not be reached."""

@@ -71,3 +71,10 @@ class OrdersSettings(DatabaseSettings, FailpointSettings):
         gt=0,
         description="the relay looks for unpublished rows this often even without a NOTIFY",
     )
+    relay_linger_seconds: float = Field(
+        default=0.01,
+        ge=0,
+        le=1,
+        description="after a NOTIFY the relay waits this long for more rows before it "
+        "claims: fewer, larger rounds, for that much more event latency",
+    )
