@@ -22,7 +22,7 @@ from bench.baselines.default_async.front import TIMEOUT
 from bench.baselines.launch import Implementation, tiers
 from bench.baselines.tests.conftest import JWT, Stack, auth
 
-BURST = 400  # concurrent summaries: three times the client's 100 connections
+BURST = 400  # concurrent summaries: four times the client's 100 connections
 ROUNDS = 2
 AFTER = 50  # summaries at once after the bursts: half the pool, no wait for a slot
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
@@ -55,16 +54,13 @@ class NotificationsRepository:
             inserted=row["inserted"], status=Status(row["status"]), recorded_at=row["recorded_at"]
         )
 
-    async def mark_sent(self, event_ids: Sequence[uuid.UUID]) -> None:
-        """Mark the events' rows sent (those still pending), in one statement."""
+    async def mark_sent(self, *, event_id: uuid.UUID) -> None:
         async with self._connection() as conn:
-            # The index scan of = ANY visits the rows in key order, so two of these
-            # statements (two replicas) lock shared rows in the same order: no deadlock.
             await conn.execute(
                 """UPDATE notifications
                    SET status = 'sent', delivered_at = clock_timestamp(), last_error = NULL
-                   WHERE event_id = ANY($1::uuid[]) AND status = 'pending'""",
-                sorted(set(event_ids)),
+                   WHERE event_id = $1 AND status = 'pending'""",
+                event_id,
             )
 
     async def note_failure(self, *, event_id: uuid.UUID, error: str, final: bool) -> None:

@@ -118,8 +118,9 @@ class OutboxRelay:
             if done.claimed < self._settings.relay_batch_size:
                 await _wait(self._wake, self._settings.relay_poll_seconds)
                 # Under load each commit's NOTIFY would start a round of its own
-                # (decision 41): a moment's wait lets the rows of many share one.
-                if self._settings.relay_linger_seconds:
+                # (decision 41): a moment's wait lets the rows of many share one. A poll
+                # that found nothing new (no wake) has nothing to wait for.
+                if self._wake.is_set() and self._settings.relay_linger_seconds:
                     await _wait(self._stopping, self._settings.relay_linger_seconds)
 
     async def _round_or_none(self, pool: asyncpg.Pool) -> _Round | None:
