@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
@@ -54,13 +55,16 @@ class NotificationsRepository:
             inserted=row["inserted"], status=Status(row["status"]), recorded_at=row["recorded_at"]
         )
 
-    async def mark_sent(self, *, event_id: uuid.UUID) -> None:
+    async def mark_sent(self, event_ids: Sequence[uuid.UUID]) -> None:
+        """Mark the events' rows sent (those still pending), in one statement."""
         async with self._connection() as conn:
+            # A btree scan sorts the = ANY keys, so two of these statements (two
+            # replicas) lock shared rows in the same order: no deadlock.
             await conn.execute(
                 """UPDATE notifications
                    SET status = 'sent', delivered_at = clock_timestamp(), last_error = NULL
-                   WHERE event_id = $1 AND status = 'pending'""",
-                event_id,
+                   WHERE event_id = ANY($1::uuid[]) AND status = 'pending'""",
+                list(event_ids),
             )
 
     async def note_failure(self, *, event_id: uuid.UUID, error: str, final: bool) -> None:

@@ -15,6 +15,7 @@ from notify.errors import PermanentFailure, TransientFailure
 from notify.metrics import NotifyMetrics
 from notify.repository import NotificationsRepository
 from notify.senders import Sender
+from notify.sent_marks import SentMarks
 
 tracer = trace.get_tracer("notify")
 
@@ -32,6 +33,7 @@ class NotificationsService:
         self._repository = repository
         self._sender = sender
         self._metrics = metrics
+        self._sent = SentMarks(repository.mark_sent)
 
     async def handle_event(self, *, event: OrderEvent, count_duplicate: bool = True) -> bool:
         """Record the event once and send it unless an earlier arrival did; True when new.
@@ -48,7 +50,7 @@ class NotificationsService:
         if recorded.status is Status.PENDING:
             # Pending on a repeat means the earlier attempt never finished: send again.
             await self._send(event)
-            await self._repository.mark_sent(event_id=event.event_id)
+            await self._sent.mark(event.event_id)
         return recorded.inserted
 
     async def give_up(self, *, event: OrderEvent, reason: str) -> None:

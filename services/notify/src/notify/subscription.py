@@ -58,6 +58,11 @@ PUBLISH_TIMEOUT_SECONDS: Final = 10.0
 # wait for that before cancelling anyway.
 QUIET_SECONDS: Final = 0.1
 QUIESCE_LIMIT_SECONDS: Final = 2.0
+# Shutdown: how long the last acks get to reach the queue before the connection closes.
+# RabbitMQ's quorum queues drop acks still buffered in the channel when it closes, and
+# their messages come back redelivered (rabbitmq/rabbitmq-server#10327, seen on 3.10
+# after a burst of a few hundred acks).
+ACKS_LANDING_SECONDS: Final = 0.25
 
 
 class BrokerUnavailable(Exception):
@@ -107,7 +112,8 @@ class Subscription:
         returned to the queue, marked redelivered and counted against the delivery
         limit. So acks are held first: the consumer's credit (the prefetch) runs out,
         nothing is left in transit, and only then is the consumer cancelled. The held
-        messages are then acked as their handling finishes.
+        messages are then acked as their handling finishes, and the connection closes
+        a moment after the last ack (ACKS_LANDING_SECONDS).
         """
         deadline = time.monotonic() + drain_seconds
         if self._supervisor is not None:
@@ -129,6 +135,7 @@ class Subscription:
                 "drain time over; unsettled messages go back to the queue",
                 extra={"unsettled": self._active},
             )
+        await asyncio.sleep(min(ACKS_LANDING_SECONDS, max(deadline - time.monotonic(), 0)))
         await self._close()
 
     # Settle: what the consumer calls to end a message's stay in the queue.
