@@ -116,6 +116,10 @@ class Subscription:
         a moment after the last ack (ACKS_LANDING_SECONDS).
         """
         deadline = time.monotonic() + drain_seconds
+
+        def remaining() -> float:
+            return max(deadline - time.monotonic(), 0)
+
         if self._supervisor is not None:
             self._supervisor.cancel()
             await asyncio.gather(self._supervisor, return_exceptions=True)
@@ -129,13 +133,13 @@ class Subscription:
         for _ in range(3):
             await asyncio.sleep(0)
         try:
-            await asyncio.wait_for(self._idle.wait(), timeout=max(deadline - time.monotonic(), 0))
+            await asyncio.wait_for(self._idle.wait(), timeout=remaining())
         except TimeoutError:
             log.warning(
                 "drain time over; unsettled messages go back to the queue",
                 extra={"unsettled": self._active},
             )
-        await asyncio.sleep(min(ACKS_LANDING_SECONDS, max(deadline - time.monotonic(), 0)))
+        await asyncio.sleep(min(ACKS_LANDING_SECONDS, remaining()))
         await self._close()
 
     # Settle: what the consumer calls to end a message's stay in the queue.
